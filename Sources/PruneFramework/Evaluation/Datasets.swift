@@ -1,0 +1,71 @@
+import Foundation
+
+/// An evaluation text and the protocol it was built with (recorded in every report).
+public struct EvalText: Sendable {
+    public var name: String
+    public var path: String
+    public var split: String
+    public var joining: String
+    public var text: String
+}
+
+/// Named evaluation corpora, resolved under a data directory laid out like `shared/data`.
+public enum Datasets {
+    /// Names accepted by `resolve`.
+    public static let names = ["wikitext2", "ptb", "ptb-sparsegpt"]
+
+    /// The data directory: the given one, else `$PRUNE_DATA_DIR`, else `./data`, else `../shared/data`.
+    public static func dataDirectory(_ given: String? = nil) -> String {
+        if let given { return given }
+        if let env = ProcessInfo.processInfo.environment["PRUNE_DATA_DIR"], !env.isEmpty { return env }
+        let fm = FileManager.default
+        for candidate in ["data", "../shared/data"] where fm.fileExists(atPath: candidate + "/wikitext2") {
+            return candidate
+        }
+        return "../shared/data"
+    }
+
+    /// A dataset by name (`wikitext2`, `ptb`, `ptb-sparsegpt`) or a path to a UTF-8 text file.
+    ///
+    /// - `wikitext2`: WikiText-2 raw test split joined with "\n\n" (the string LLM-Pruner, Wanda,
+    ///   SparseGPT and FLAP tokenize).
+    /// - `ptb`: PTB validation split, lines stripped and joined with "\n\n" (LLM-Pruner's "PTB").
+    /// - `ptb-sparsegpt`: PTB test split, lines stripped and joined with " " (SparseGPT/Wanda's).
+    public static func resolve(_ nameOrPath: String, dataDir: String? = nil) throws -> EvalText {
+        let dir = dataDirectory(dataDir)
+        switch nameOrPath {
+        case "wikitext2":
+            let p = dir + "/wikitext2/wikitext2_test_hfjoin.txt"
+            return EvalText(name: "wikitext2", path: p, split: "test", joining: "\"\\n\\n\".join(rows) (HF wikitext-2-raw-v1)",
+                            text: try readText(p, hint: "pass --data-dir DIR with wikitext2/ inside"))
+        case "ptb", "ptb-sparsegpt":
+            let valid = nameOrPath == "ptb"
+            let p = dir + (valid ? "/ptb/ptb.valid.txt" : "/ptb/ptb.test.txt")
+            let lines = try readText(p, hint: "pass --data-dir DIR with ptb/ inside")
+                .split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            var rows = lines
+            if rows.last == "" { rows.removeLast() }
+            return EvalText(name: nameOrPath, path: p, split: valid ? "validation" : "test",
+                            joining: valid ? "\"\\n\\n\".join(stripped lines) (LLM-Pruner)" : "\" \".join(stripped lines) (SparseGPT)",
+                            text: rows.joined(separator: valid ? "\n\n" : " "))
+        default:
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: nameOrPath, isDirectory: &isDir), !isDir.boolValue else {
+                throw PruneError(.unknownName, "dataset '\(nameOrPath)' is neither a known name (\(names.joined(separator: ", "))) nor a file")
+            }
+            return EvalText(name: (nameOrPath as NSString).lastPathComponent, path: nameOrPath, split: "file",
+                            joining: "file as is", text: try readText(nameOrPath, hint: "check the path"))
+        }
+    }
+
+    static func readText(_ path: String, hint: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PruneError(.fileNotFound, "dataset file '\(path)' cannot be read: \(hint)")
+        }
+        guard let s = String(data: data, encoding: .utf8) else {
+            throw PruneError(.badFormat, "dataset file '\(path)' is not valid UTF-8")
+        }
+        return s
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+
+extension Transformer {
+    /// Loads a Hugging Face `LlamaForCausalLM` checkpoint.
+    ///
+    /// `safetensorsDirectory` is either a directory holding `config.json` and the weights, or a
+    /// single `.safetensors` file with `config.json` beside it. In a directory the weights are
+    /// `model.safetensors` when present, else the shards listed in `model.safetensors.index.json`,
+    /// else every `*.safetensors` file. Q/K rows are converted to the GGUF RoPE layout.
+    public convenience init(safetensorsDirectory path: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw PruneError(.fileNotFound, "model '\(path)' does not exist; pass a Hugging Face model directory or a .safetensors file")
+        }
+        if isDir.boolValue {
+            let config = (path as NSString).appendingPathComponent("config.json")
+            try self.init(safetensorsFiles: try Self.weightFiles(inDirectory: path), configPath: config)
+        } else {
+            let config = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
+            try self.init(safetensorsFiles: [path], configPath: config)
+        }
+    }
+
+    /// Loads a model from explicit weight files (one or more shards) and a `config.json`.
+    public convenience init(safetensorsFiles paths: [String], configPath: String) throws {
+        let config = try HFConfig(path: configPath).modelConfig()
+        let files = try paths.map { try SafetensorsFile(path: $0) }
+        let byName = try Self.canonicalIndex(files, config: config)
+        let layout = TensorNames.layout(for: config)
+        let store = ParameterStore(layout: layout)
+        var pending: [(file: SafetensorsFile, info: SafetensorsTensorInfo)] = []
+        for (name, shape) in layout {
+            let hfName = HFNames.hf(canonical: name) ?? name
+            guard let (file, info) = byName[name] else {
+                let fix = name == TensorNames.output ? "; set tie_word_embeddings true in config.json if the head is tied" : ""
+                throw PruneError(.badFormat, "safetensors model: tensor '\(hfName)' is missing from \(paths.map { ($0 as NSString).lastPathComponent })\(fix)")
+            }
+            guard info.shape == shape else {
+                throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(hfName)' has shape \(info.shape), config.json implies \(shape)")
+            }
+            pending.append((file, info))
+        }
+        let jobs = pending
+        let needed = Set(layout.map(\.name))
+        if let (name, (file, info)) = byName.first(where: { !needed.contains($0.key) }) {
+            throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(info.name)' (\(name)) is not used by config.json (\(config.nLayers) layers); fix num_hidden_layers")
+        }
+        let errors = ErrorBox()
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
+            let (file, info) = jobs[i]
+            guard let name = HFNames.canonical(hf: info.name) else { return }
+            let view = store.view(name)
+            do { try file.read(info, into: view) } catch { errors.set(error); return }
+            if let heads = HFNames.ropeHeads(canonical: name, config: config) {
+                HFNames.hfToGGUF(view, nHead: heads, headDim: config.headDim, cols: config.hiddenSize)
+            }
+        }
+        if let e = errors.first { throw e }
+        try self.init(config: config, params: store)
+    }
+
+    /// Saves the model as a Hugging Face checkpoint: `model.safetensors` and `config.json` in
+    /// `directory` (created if needed), each written atomically. Q/K rows are converted to the
+    /// rotate-half layout; per-layer widths go to `config.json`'s `prune_per_layer`.
+    public func saveSafetensors(directory: String, dtype: SafetensorsDType = .f32) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw PruneError(.io, "cannot create directory '\(directory)': \(error.localizedDescription)")
+        }
+        var writer = SafetensorsWriter()
+        for e in params.entries {
+            guard let hfName = HFNames.hf(canonical: e.name) else {
+                throw PruneError(.unknownName, "model: tensor '\(e.name)' has no Hugging Face name; only LLaMA tensors can be saved as safetensors")
+            }
+            if let heads = HFNames.ropeHeads(canonical: e.name, config: config) {
+                var rows = Array(params.view(e.name))
+                rows.withUnsafeMutableBufferPointer {
+                    HFNames.ggufToHF($0, nHead: heads, headDim: config.headDim, cols: config.hiddenSize)
+                }
+                writer.add(name: hfName, shape: e.shape, values: rows, dtype: dtype)
+            } else {
+                writer.add(name: hfName, shape: e.shape, data: UnsafeBufferPointer(params.view(e.name)), dtype: dtype)
+            }
+        }
+        let dir = directory as NSString
+        try writer.write(to: dir.appendingPathComponent("model.safetensors"), metadata: ["format": "pt"])
+        let json: Data
+        do { json = try HFConfig(config, torchDtype: dtype).jsonData() } catch {
+            throw PruneError(.io, "cannot encode config.json for '\(directory)': \(error.localizedDescription)")
+        }
+        try writeAtomically(json, to: dir.appendingPathComponent("config.json"))
+    }
+
+    /// The weight files of a Hugging Face model directory.
+    static func weightFiles(inDirectory dir: String) throws -> [String] {
+        let d = dir as NSString
+        let single = d.appendingPathComponent("model.safetensors")
+        if FileManager.default.fileExists(atPath: single) { return [single] }
+        let indexPath = d.appendingPathComponent("model.safetensors.index.json")
+        if FileManager.default.fileExists(atPath: indexPath) {
+            return try shardFiles(indexPath: indexPath).map { d.appendingPathComponent($0) }
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let found = names.filter { $0.hasSuffix(".safetensors") }.sorted()
+        guard !found.isEmpty else {
+            throw PruneError(.fileNotFound, "model directory '\(dir)' has no .safetensors files; expected model.safetensors or shards with model.safetensors.index.json")
+        }
+        return found.map { d.appendingPathComponent($0) }
+    }
+
+    /// The distinct shard file names of `model.safetensors.index.json`, in first-use order.
+    static func shardFiles(indexPath: String) throws -> [String] {
+        struct Index: Decodable { let weight_map: [String: String] }
+        guard let data = FileManager.default.contents(atPath: indexPath) else {
+            throw PruneError(.io, "cannot read '\(indexPath)'; check its permissions")
+        }
+        let index: Index
+        do { index = try JSONDecoder().decode(Index.self, from: data) } catch {
+            throw PruneError(.badFormat, "'\(indexPath)' is not a valid index: it needs a 'weight_map' object of tensor name to file name")
+        }
+        var seen = Set<String>(), out: [String] = []
+        for file in index.weight_map.values.sorted() where seen.insert(file).inserted {
+            guard !file.contains("/"), file != "..", !file.isEmpty else {
+                throw PruneError(.badFormat, "'\(indexPath)': weight_map file '\(file)' must be a plain file name in the same directory")
+            }
+            out.append(file)
+        }
+        return out
+    }
+
+    /// Maps canonical names to the file holding them; rejects duplicates and tensors that would be
+    /// silently ignored (biases, unknown weights).
+    static func canonicalIndex(_ files: [SafetensorsFile], config: ModelConfig) throws -> [String: (SafetensorsFile, SafetensorsTensorInfo)] {
+        var out: [String: (SafetensorsFile, SafetensorsTensorInfo)] = [:]
+        for f in files {
+            let file = (f.path as NSString).lastPathComponent
+            for t in f.tensors {
+                if t.name.hasSuffix("rotary_emb.inv_freq") { continue }  // recomputed from rope_theta
+                guard let name = HFNames.canonical(hf: t.name) else {
+                    throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(t.name)' is not part of a LlamaForCausalLM model (biases and extra weights are not supported)")
+                }
+                if name == TensorNames.output && config.tiedEmbeddings { continue }  // tied: the embedding is the head
+                if let (other, _) = out[name] {
+                    throw PruneError(.badFormat, "tensor '\(t.name)' appears in both '\((other.path as NSString).lastPathComponent)' and '\(file)'; remove one copy")
+                }
+                out[name] = (f, t)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// Cosine and sine tables of rotary position embeddings for positions `0..<maxPositions`.
+///
+/// Pair i of a head rotates by `pos · base^(−2i/headDim)`. The tables are row-major
+/// `maxPositions × headDim/2`.
+public struct RoPETable: Sendable {
+    public let headDim: Int
+    public let base: Float
+    public private(set) var maxPositions: Int = 0
+    public private(set) var cos: [Float] = []
+    public private(set) var sin: [Float] = []
+
+    public init(headDim: Int, base: Float, maxPositions: Int) {
+        self.headDim = headDim
+        self.base = base
+        grow(to: maxPositions)
+    }
+
+    /// Extends the tables so they cover `n` positions.
+    public mutating func grow(to n: Int) {
+        guard n > maxPositions else { return }
+        let half = headDim / 2
+        var c = [Float](repeating: 0, count: n * half), s = c
+        for p in 0..<n {
+            for i in 0..<half {
+                let theta = Double(p) * pow(Double(base), -2.0 * Double(i) / Double(headDim))
+                c[p * half + i] = Float(Foundation.cos(theta))
+                s[p * half + i] = Float(Foundation.sin(theta))
+            }
+        }
+        cos = c
+        sin = s
+        maxPositions = n
+    }
+}
+
+/// RoPE forward in the GGUF layout (rotates adjacent pairs x[2i], x[2i+1]), in place.
+///
+/// - x: rows × (nHeads·headDim), row r holds the token at position `positions[r]`
+/// - cos, sin: tables from RoPETable
+public func ropeForward(_ x: UnsafeMutablePointer<Float>, rows: Int, nHeads: Int, headDim: Int,
+                        positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    let half = headDim / 2, stride = nHeads * headDim
+    for r in 0..<rows {
+        let p = positions(r)
+        let c = cos + p * half, s = sin + p * half
+        for h in 0..<nHeads {
+            let v = x + r * stride + h * headDim
+            for i in 0..<half {
+                let a = v[2 * i], b = v[2 * i + 1]
+                v[2 * i] = a * c[i] - b * s[i]
+                v[2 * i + 1] = a * s[i] + b * c[i]
+            }
+        }
+    }
+}

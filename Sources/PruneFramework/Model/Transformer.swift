@@ -1,0 +1,97 @@
+import Foundation
+
+/// A LLaMA-family decoder: config, parameters (canonical GGUF names) and the forward pass.
+///
+/// Q and K rows are in the GGUF layout (RoPE on adjacent pairs); loaders convert other layouts.
+/// Linear weights are packed for the matmul kernel once per parameter version and reused.
+public final class Transformer: @unchecked Sendable {
+    public private(set) var config: ModelConfig
+    public let params: ParameterStore
+    private var packedCache: [String: PackedMatrix] = [:]
+    private var packedVersion = -1
+    private var rope: RoPETable
+    private let lock = NSLock()
+
+    /// Wraps existing parameters; checks that every tensor the config needs is there with its shape.
+    public init(config: ModelConfig, params: ParameterStore) throws {
+        try config.validate()
+        for (name, shape) in TensorNames.layout(for: config) {
+            guard let e = params.entry(name) else {
+                throw PruneError(.badFormat, "model: tensor '\(name)' is missing; a LLaMA model needs it")
+            }
+            guard e.shape == shape else {
+                throw PruneError(.shapeMismatch, "model: tensor '\(name)' has shape \(e.shape), the config needs \(shape)")
+            }
+        }
+        self.config = config
+        self.params = params
+        self.rope = RoPETable(headDim: config.headDim, base: config.ropeBase, maxPositions: 0)
+    }
+
+    /// A model with the config's layout and small random weights (tests, examples).
+    public convenience init(randomWith config: ModelConfig, seed: UInt64, scale: Float = 0.08) throws {
+        let store = ParameterStore(layout: TensorNames.layout(for: config))
+        var rng = SplitMix64(seed: seed)
+        for e in store.entries {
+            let v = store.view(e.name)
+            let isNorm = e.shape.count == 1
+            for i in 0..<v.count {
+                v[i] = isNorm ? 1 + 0.1 * rng.nextSymmetric() : scale * rng.nextSymmetric()
+            }
+        }
+        try self.init(config: config, params: store)
+    }
+
+    /// Number of parameters, counting the tied output head once.
+    public var parameterCount: Int { params.totalCount }
+
+    // MARK: - Packed weights
+
+    /// The packed form of a linear weight, built on first use for the current parameter version.
+    func packed(_ name: String) -> PackedMatrix {
+        lock.lock()
+        defer { lock.unlock() }
+        if packedVersion != params.version {
+            packedCache.removeAll()
+            packedVersion = params.version
+        }
+        if let p = packedCache[name] { return p }
+        guard let e = params.entry(name), e.shape.count == 2 else { preconditionFailure("no matrix \(name)") }
+        let p = PackedMatrix(params.pointer(name), n: e.shape[0], k: e.shape[1])
+        packedCache[name] = p
+        return p
+    }
+
+    /// Drops packed copies of the weights (frees memory; they are rebuilt on demand).
+    public func releasePackedWeights() {
+        lock.lock()
+        packedCache.removeAll()
+        lock.unlock()
+    }
+
+    var outputWeightName: String { config.tiedEmbeddings ? TensorNames.tokenEmbedding : TensorNames.output }
+
+    func ropeTables(upTo n: Int) -> RoPETable {
+        lock.lock()
+        defer { lock.unlock() }
+        rope.grow(to: n)
+        return rope
+    }
+}
+
+/// SplitMix64: a small seeded generator for reproducible tests and sampling.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    /// Uniform in [-1, 1).
+    public mutating func nextSymmetric() -> Float { 2 * nextUnit() - 1 }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+extension BPETokenizer {
+    /// Loads the tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.model` = `gpt2`).
+    ///
+    /// Reads `tokenizer.ggml.tokens`, `.merges`, `.token_type`, `.pre`, `.bos_token_id` and
+    /// `.eos_token_id`. A file without `tokenizer.ggml.pre` gets the plain GPT-2 split expression.
+    public convenience init(gguf f: GGUFFile) throws {
+        let file = (f.path as NSString).lastPathComponent
+        if let model = f["tokenizer.ggml.model"]?.string, model != "gpt2" {
+            throw PruneError(.unsupported, "GGUF file '\(file)': tokenizer.ggml.model '\(model)' is not supported; only byte-level BPE ('gpt2') is")
+        }
+        guard let tokens = f["tokenizer.ggml.tokens"]?.stringArray else {
+            throw PruneError(.badFormat, "GGUF file '\(file)': metadata key 'tokenizer.ggml.tokens' is missing or not a string array")
+        }
+        guard let merges = f["tokenizer.ggml.merges"]?.stringArray else {
+            throw PruneError(.badFormat, "GGUF file '\(file)': metadata key 'tokenizer.ggml.merges' is missing or not a string array")
+        }
+        do {
+            try self.init(tokens: tokens, merges: merges, tokenTypes: f["tokenizer.ggml.token_type"]?.intArray,
+                          preTokenizer: f["tokenizer.ggml.pre"]?.string ?? "gpt2",
+                          bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int, eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int)
+        } catch let e as PruneError {
+            throw PruneError(e.code, "GGUF file '\(file)': \(e.message)")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A one-line progress bar with rate and ETA on standard error; silent when stderr is not a terminal.
+public final class ProgressBar: @unchecked Sendable {
+    private let total: Int
+    private let label: String
+    private let unit: String
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private let enabled: Bool
+
+    public init(total: Int, label: String, unit: String = "it", enabled: Bool? = nil) {
+        self.total = max(total, 1)
+        self.label = label
+        self.unit = unit
+        self.enabled = enabled ?? (isatty(2) != 0)
+    }
+
+    /// Redraws the bar for `done` units (at most ten times a second, always at the end).
+    public func update(_ done: Int) {
+        guard enabled else { return }
+        let now = Date()
+        guard done >= total || now.timeIntervalSince(lastDraw) > 0.1 else { return }
+        lastDraw = now
+        let elapsed = now.timeIntervalSince(start)
+        let frac = min(1, Double(done) / Double(total))
+        let width = 28
+        let filled = Int(frac * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let line = String(format: "\r%@ %@ %3.0f%% %d/%d %@ %.1f %@/s ETA %@ ", label, bar, frac * 100, done, total,
+                          "·", rate, unit, ProgressBar.clock(eta))
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// Ends the line.
+    public func finish() {
+        guard enabled else { return }
+        update(total)
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+
+    static func clock(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import PruneFramework
+
+/// The `prune` command line: parses arguments and runs one subcommand.
+public enum CLI {
+    static let usage = """
+    prune — structured pruning of LLaMA-family models
+
+    usage:
+      prune inspect MODEL.gguf [--json]
+      prune eval --model M --dataset wikitext2|ptb|ptb-sparsegpt|FILE [--seq-len 128] [--max-windows N]
+                 [--batch B] [--data-dir DIR] [--json]
+      prune tokenize --model M --input FILE --ids-out OUT.i32
+      prune generate --model M --prompt TEXT [--max-tokens 64] [--temperature 0.7] [--top-p 0.9] [--seed 0] [--chat]
+      prune bench matmul [--json] [--min-seconds 0.3]
+      prune bench forward --model M [--batch 8] [--seq-len 128] [--iterations 3] [--json]
+    """
+
+    /// Runs `prune` with `argv` (without the program name); returns the exit status.
+    public static func run(_ argv: [String]) -> Int32 {
+        do {
+            try dispatch(argv)
+            return 0
+        } catch let e as PruneError {
+            FileHandle.standardError.write(Data("prune: error: \(e.message)\n".utf8))
+            return e.code == .invalidArgument || e.code == .unknownName ? 2 : 1
+        } catch {
+            FileHandle.standardError.write(Data("prune: error: \(error.localizedDescription)\n".utf8))
+            return 1
+        }
+    }
+
+    static func dispatch(_ argv: [String]) throws {
+        guard let cmd = argv.first else {
+            print(usage)
+            return
+        }
+        let rest = Array(argv.dropFirst())
+        switch cmd {
+        case "inspect": try InspectCommand.run(rest)
+        case "eval": try EvalCommand.run(rest)
+        case "tokenize": try TokenizeCommand.run(rest)
+        case "generate": try GenerateCommand.run(rest)
+        case "bench": try BenchCommand.run(rest)
+        case "help", "--help", "-h": print(usage)
+        default:
+            throw PruneError(.invalidArgument, "unknown command '\(cmd)'; commands: inspect, eval, tokenize, generate, bench, help")
+        }
+    }
+
+    /// Prints a Codable value as one JSON object on standard output.
+    static func printJSON<T: Encodable>(_ value: T) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let data = try enc.encode(value)
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func log(_ s: String) {
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+}

@@ -1,0 +1,1 @@
+/// Groupings, schedulers and fine-tuners. Filled by the pruning-core issue.

@@ -1,0 +1,4 @@
+import Foundation
+import Runner
+
+exit(CLI.run(Array(CommandLine.arguments.dropFirst())))
