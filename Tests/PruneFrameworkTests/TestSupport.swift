@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import PruneFramework
 
 /// Paths the tests use, found from this file's location.

@@ -56,7 +56,7 @@ public final class GGUFFile: @unchecked Sendable {
         }
         let kvCount = try r.read(UInt64.self, "metadata_kv_count")
         guard kvCount <= UInt64(Self.maxKeys), kvCount <= UInt64(r.remaining / 12) else {
-            throw PruneError(.outOfRange, "\(src): metadata_kv_count '\(kvCount)' at byte offset 16 is larger than the file can hold")
+            throw PruneError(.outOfRange, "\(src): metadata_kv_count '\(kvCount)' at byte offset 16 needs at least \(kvCount * 12) bytes but \(r.remaining) remain: the file is truncated or corrupt")
         }
         var meta: [(key: String, value: GGUFValue)] = []
         var keys: [String: Int] = [:]

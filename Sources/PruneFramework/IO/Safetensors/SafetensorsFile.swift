@@ -209,20 +209,20 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard e.shape.allSatisfy({ $0 >= 0 }), e.shape.count <= 8 else {
                 throw fail(.badFormat, "tensor '\(name)' has shape '\(e.shape)'; dimensions must be non-negative and at most 8")
             }
-            var bytes = size
-            for d in e.shape {
-                let (p, o) = bytes.multipliedReportingOverflow(by: d)
-                guard !o, p <= dataCount else {
-                    throw fail(.outOfRange, "tensor '\(name)' shape '\(e.shape)' needs more bytes than the file's \(dataCount)-byte data section")
-                }
-                bytes = p
-            }
             guard e.data_offsets.count == 2 else {
                 throw fail(.badFormat, "tensor '\(name)' data_offsets '\(e.data_offsets)' must be [begin, end]")
             }
             let b = e.data_offsets[0], en = e.data_offsets[1]
             guard b >= 0, b <= en, en <= dataCount else {
                 throw fail(.outOfRange, "tensor '\(name)' data_offsets '[\(b), \(en)]' are out of range for the \(dataCount)-byte data section starting at byte \(dataStart)")
+            }
+            var bytes = size
+            for d in e.shape {
+                let (p, o) = bytes.multipliedReportingOverflow(by: d)
+                guard !o else {
+                    throw fail(.outOfRange, "tensor '\(name)' shape '\(e.shape)' is too large (its byte size overflows)")
+                }
+                bytes = p
             }
             guard en - b == bytes else {
                 throw fail(.shapeMismatch, "tensor '\(name)' data_offsets '[\(b), \(en)]' span \(en - b) bytes, but shape \(e.shape) of \(e.dtype) needs \(bytes)")

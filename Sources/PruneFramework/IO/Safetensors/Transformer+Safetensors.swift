@@ -89,7 +89,7 @@ extension Transformer {
         do { json = try HFConfig(config, torchDtype: dtype).jsonData() } catch {
             throw PruneError(.io, "cannot encode config.json for '\(directory)': \(error.localizedDescription)")
         }
-        try writeAtomically(json, to: dir.appendingPathComponent("config.json"))
+        try SafetensorsWriter.streamAtomically([json], to: dir.appendingPathComponent("config.json"))
     }
 
     /// The weight files of a Hugging Face model directory.
