@@ -66,37 +66,37 @@ private func rawFile(header: String, data: [UInt8], declaredLength: UInt64? = ni
         (Float.infinity, UInt16(0x7C00), UInt16(0x7F80)),
     ])
     func halfBitPatterns(value: Float, f16: UInt16, bf16: UInt16) {
-        #expect(HalfFloat.floatToF16(value) == f16, "f16 of \(value)")
-        #expect(HalfFloat.floatToBF16(value) == bf16, "bf16 of \(value)")
+        #expect(Half.fromFloat(value) == f16, "f16 of \(value)")
+        #expect(Half.bf16FromFloat(value) == bf16, "bf16 of \(value)")
         if value.isFinite && abs(value) < 65520 {
-            #expect(HalfFloat.f16ToFloat(f16) == Float(f16Reference(f16)), "f16 decode")
+            #expect(Half.toFloat(f16) == Float(f16Reference(f16)), "f16 decode")
         }
     }
 
     @Test func halfRoundingTiesToEven() {
         // bf16: 1 + 2^-8 is halfway between 1 (0x3F80, even) and 1 + 2^-7 (0x3F81): rounds to even.
-        #expect(HalfFloat.floatToBF16(1 + 1.0 / 256) == 0x3F80)
+        #expect(Half.bf16FromFloat(1 + 1.0 / 256) == 0x3F80)
         // 1 + 3·2^-8 is halfway between 0x3F81 (odd) and 0x3F82: rounds up to even.
-        #expect(HalfFloat.floatToBF16(1 + 3.0 / 256) == 0x3F82)
-        #expect(HalfFloat.floatToBF16(1 + 1.0 / 256 + 1.0 / 65536) == 0x3F81)
+        #expect(Half.bf16FromFloat(1 + 3.0 / 256) == 0x3F82)
+        #expect(Half.bf16FromFloat(1 + 1.0 / 256 + 1.0 / 65536) == 0x3F81)
         // f16: 1 + 2^-11 ties to 1 (0x3C00); 1 + 3·2^-11 ties up to 1 + 2^-9 (0x3C02).
-        #expect(HalfFloat.floatToF16(1 + 1.0 / 2048) == 0x3C00)
-        #expect(HalfFloat.floatToF16(1 + 3.0 / 2048) == 0x3C02)
+        #expect(Half.fromFloat(1 + 1.0 / 2048) == 0x3C00)
+        #expect(Half.fromFloat(1 + 3.0 / 2048) == 0x3C02)
         // 2^-25 is half the smallest subnormal: ties to 0; slightly more rounds to 0x0001.
-        #expect(HalfFloat.floatToF16(Float(sign: .plus, exponent: -25, significand: 1)) == 0)
-        #expect(HalfFloat.floatToF16(Float(sign: .plus, exponent: -25, significand: 1.5)) == 1)
+        #expect(Half.fromFloat(Float(sign: .plus, exponent: -25, significand: 1)) == 0)
+        #expect(Half.fromFloat(Float(sign: .plus, exponent: -25, significand: 1.5)) == 1)
         // 65520 is halfway between f16 max 65504 and 65536 (overflow): ties to even, i.e. inf.
-        #expect(HalfFloat.floatToF16(65519) == 0x7BFF)
-        #expect(HalfFloat.floatToF16(65520) == 0x7C00)
-        #expect(HalfFloat.f16ToFloat(HalfFloat.floatToF16(.nan)).isNaN)
-        #expect(HalfFloat.bf16ToFloat(HalfFloat.floatToBF16(.nan)).isNaN)
+        #expect(Half.fromFloat(65519) == 0x7BFF)
+        #expect(Half.fromFloat(65520) == 0x7C00)
+        #expect(Half.toFloat(Half.fromFloat(.nan)).isNaN)
+        #expect(Half.bf16ToFloat(Half.bf16FromFloat(.nan)).isNaN)
     }
 
     @Test func f16DecodeIsExactForEveryPattern() {
         for h in 0...UInt16.max {
-            let f = HalfFloat.f16ToFloat(h)
+            let f = Half.toFloat(h)
             if f.isNaN { continue }
-            #expect(HalfFloat.floatToF16(f) == h, "pattern \(String(h, radix: 16))")
+            #expect(Half.fromFloat(f) == h, "pattern \(String(h, radix: 16))")
         }
     }
 

@@ -93,16 +93,18 @@ public enum HFNames {
         precondition(hd % 2 == 0 && w.count == nHead * hd * cols, "HFNames: RoPE permute needs an even head_dim and nHead·headDim·cols values")
         guard cols > 0, let base = w.baseAddress else { return }
         let half = hd / 2
-        let tmp = UnsafeMutableBufferPointer<Float>.allocate(capacity: hd * cols)
-        defer { tmp.deallocate() }
+        let tmpBuffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(hd * cols, 1))
+        tmpBuffer.initialize(repeating: 0)
+        defer { tmpBuffer.deallocate() }
+        guard let tmp = tmpBuffer.baseAddress else { return }
         for h in 0..<nHead {
             let head = base + h * hd * cols
-            _ = tmp.initialize(from: UnsafeBufferPointer(start: head, count: hd * cols))
+            tmp.update(from: head, count: hd * cols)
             for i in 0..<half {
                 for j in 0..<2 {
                     let gguf = 2 * i + j, hf = j * half + i
                     let (dst, src) = toGGUF ? (gguf, hf) : (hf, gguf)
-                    (head + dst * cols).update(from: tmp.baseAddress! + src * cols, count: cols)
+                    (head + dst * cols).update(from: tmp + src * cols, count: cols)
                 }
             }
         }

@@ -238,79 +238,30 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 }
 
-/// F16 and BF16 conversions to and from f32 (round to nearest, ties to even).
+/// Bulk F32/F16/BF16 conversions for safetensors data (the scalar conversions are `Half`).
 enum HalfFloat {
-    /// IEEE binary16 bits to f32 (exact).
-    @inline(__always)
-    static func f16ToFloat(_ h: UInt16) -> Float {
-        let sign: UInt32 = UInt32(h & 0x8000) << 16
-        let exp = UInt32(h >> 10) & 0x1F
-        let mant = UInt32(h & 0x3FF)
-        if exp == 0 {
-            // Zero or subnormal: mant · 2^-24, exact in f32.
-            let v = Float(mant) * (1.0 / 16_777_216.0)
-            return sign != 0 ? -v : v
-        }
-        if exp == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | (mant << 13)) }
-        return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13))
-    }
-
-    /// f32 to IEEE binary16 bits, rounding to nearest even; overflow gives ±inf, NaN stays NaN.
-    @inline(__always)
-    static func floatToF16(_ f: Float) -> UInt16 {
-        let bits = f.bitPattern
-        let sign = UInt16(truncatingIfNeeded: (bits >> 16) & 0x8000)
-        let exp = Int((bits >> 23) & 0xFF)
-        var mant = bits & 0x7F_FFFF
-        if exp == 0xFF {
-            return sign | 0x7C00 | (mant != 0 ? 0x200 | UInt16(truncatingIfNeeded: mant >> 13) : 0)
-        }
-        let e = exp - 127 + 15
-        if e >= 0x1F { return sign | 0x7C00 }
-        if e <= 0 {
-            if e < -10 { return sign }
-            mant |= 0x80_0000
-            let shift = UInt32(14 - e)
-            let half: UInt32 = 1 << (shift - 1)
-            let rem = mant & ((1 << shift) - 1)
-            var r = mant >> shift
-            if rem > half || (rem == half && r & 1 != 0) { r += 1 }
-            return sign | UInt16(truncatingIfNeeded: r)
-        }
-        var r = (UInt32(e) << 10) | (mant >> 13)
-        let rem = mant & 0x1FFF
-        if rem > 0x1000 || (rem == 0x1000 && r & 1 != 0) { r += 1 }  // a carry into the exponent is correct
-        return sign | UInt16(truncatingIfNeeded: r)
-    }
-
-    /// bfloat16 bits to f32 (exact).
-    @inline(__always)
-    static func bf16ToFloat(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
-
-    /// f32 to bfloat16 bits, rounding to nearest even; NaN stays a quiet NaN.
-    @inline(__always)
-    static func floatToBF16(_ f: Float) -> UInt16 {
-        let bits = f.bitPattern
-        if f.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
-        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-        return UInt16(truncatingIfNeeded: rounded >> 16)
-    }
+    /// True on little-endian hosts, where F32 data is copied without conversion.
+    static let isLittleEndianHost = 1.littleEndian == 1
 
     /// Converts `out.count` little-endian elements of `dtype` from `src` to f32.
     static func decode(_ dtype: SafetensorsDType, from src: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<Float>) {
         precondition(src.count == out.count * dtype.size, "HalfFloat.decode: byte count does not match")
         switch dtype {
         case .f32:
+            if isLittleEndianHost, let dst = out.baseAddress, let s = src.baseAddress {
+                UnsafeMutableRawPointer(dst).copyMemory(from: s, byteCount: src.count)
+                return
+            }
             for i in 0..<out.count {
                 out[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
             }
         case .f16:
             for i in 0..<out.count {
-                out[i] = f16ToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                out[i] = Half.toFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             }
         case .bf16:
             for i in 0..<out.count {
-                out[i] = bf16ToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                out[i] = Half.bf16ToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             }
         }
     }
@@ -318,16 +269,20 @@ enum HalfFloat {
     /// Converts f32 values to little-endian bytes of `dtype`, appended to `out`.
     static func encode(_ dtype: SafetensorsDType, _ src: UnsafeBufferPointer<Float>, appendingTo out: inout Data) {
         let start = out.count
-        out.append(contentsOf: repeatElement(0, count: src.count * dtype.size))
+        out.count += src.count * dtype.size  // zero-filled
         out.withUnsafeMutableBytes { raw in
             let dst = UnsafeMutableRawBufferPointer(rebasing: raw[start...])
             switch dtype {
             case .f32:
+                if isLittleEndianHost, let s = src.baseAddress, let d = dst.baseAddress {
+                    d.copyMemory(from: s, byteCount: dst.count)
+                    return
+                }
                 for i in 0..<src.count { dst.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
             case .f16:
-                for i in 0..<src.count { dst.storeBytes(of: floatToF16(src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+                for i in 0..<src.count { dst.storeBytes(of: Half.fromFloat(src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
             case .bf16:
-                for i in 0..<src.count { dst.storeBytes(of: floatToBF16(src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+                for i in 0..<src.count { dst.storeBytes(of: Half.bf16FromFloat(src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
             }
         }
     }
