@@ -55,6 +55,19 @@ static float *mm_buffer(int slot, size_t count) {
 // MARK: - Portable backend
 
 void prune_mm_pack_generic(float *dst, const float *src, long rs, long cs, long rows, long kc, long R) {
+    if (rs == 1) {
+        // Each step p is a contiguous run of `rows` floats: read it once, front to back, into every panel.
+        for (long p = 0; p < kc; p++) {
+            const float *sp = src + p * cs;
+            for (long r0 = 0; r0 < rows; r0 += R) {
+                long rr = mm_min(R, rows - r0);
+                float *dp = dst + (r0 / R) * kc * R + p * R;
+                for (long r = 0; r < rr; r++) dp[r] = sp[r0 + r];
+                for (long r = rr; r < R; r++) dp[r] = 0;
+            }
+        }
+        return;
+    }
     for (long r0 = 0; r0 < rows; r0 += R) {
         long rr = mm_min(R, rows - r0);
         float *d = dst + (r0 / R) * kc * R;
@@ -64,11 +77,9 @@ void prune_mm_pack_generic(float *dst, const float *src, long rs, long cs, long 
                 const float *sr = s + r * rs;
                 for (long p = 0; p < kc; p++) d[p * R + r] = sr[p];
             }
-        } else if (rs == 1) {
-            for (long p = 0; p < kc; p++) memcpy(d + p * R, s + p * cs, (size_t)rr * sizeof(float));
         } else {
             for (long p = 0; p < kc; p++)
-                for (long r = 0; r < rr; r++) d[p * R + r] = s[r * rs + p * cs];
+                for (long r = 0; r < rr; r++) d[p * R + r] = s[r * rs + p];
         }
         if (rr < R)
             for (long p = 0; p < kc; p++)

@@ -87,36 +87,40 @@ T512 static void z_pack(float *dst, const float *src, long rs, long cs, long row
         prune_mm_pack_generic(dst, src, rs, cs, rows, kc, R);
         return;
     }
+    if (rs == 1) {
+        // Each step p is a contiguous run of `rows` floats: read it once, front to back, into every panel.
+        for (long p = 0; p < kc; p++) {
+            const float *sp = src + p * cs;
+            for (long r0 = 0; r0 < rows; r0 += R) {
+                long rr = z_min(R, rows - r0);
+                float *dp = dst + (r0 / R) * kc * R + p * R;
+                for (long r = 0; r < R; r += 16) {
+                    __mmask16 k = z_mask(rr - r);
+                    __m512 v = _mm512_maskz_loadu_ps(k, sp + r0 + r);
+                    if (R - r >= 16)
+                        _mm512_storeu_ps(dp + r, v);
+                    else
+                        _mm256_storeu_ps(dp + r, _mm512_castps512_ps256(v));
+                }
+            }
+        }
+        return;
+    }
     for (long r0 = 0; r0 < rows; r0 += R) {
         long rr = z_min(R, rows - r0);
         float *d = dst + (r0 / R) * kc * R;
         const float *s = src + r0 * rs;
-        if (cs == 1) {
-            long r8 = rr & ~7L, p8 = kc & ~7L;
-            for (long rb = 0; rb < r8; rb += 8) {
-                for (long p = 0; p < p8; p += 8) z_tr8x8(d + p * R + rb, R, s + rb * rs + p, rs);
-                for (long p = p8; p < kc; p++)
-                    for (long r = 0; r < 8; r++) d[p * R + rb + r] = s[(rb + r) * rs + p];
-            }
-            for (long r = r8; r < rr; r++)
-                for (long p = 0; p < kc; p++) d[p * R + r] = s[r * rs + p];
-            if (rr < R)
-                for (long p = 0; p < kc; p++)
-                    for (long r = rr; r < R; r++) d[p * R + r] = 0;
-        } else {
-            // rs == 1: each step is a contiguous run of rr floats, padded to R.
-            for (long p = 0; p < kc; p++) {
-                const float *sp = s + p * cs;
-                float *dp = d + p * R;
-                for (long r = 0; r < R; r += 16) {
-                    __mmask16 k = z_mask(rr - r);
-                    if (R - r >= 16)
-                        _mm512_storeu_ps(dp + r, _mm512_maskz_loadu_ps(k, sp + r));
-                    else
-                        _mm256_storeu_ps(dp + r, _mm512_castps512_ps256(_mm512_maskz_loadu_ps(k, sp + r)));
-                }
-            }
+        long r8 = rr & ~7L, p8 = kc & ~7L;
+        for (long rb = 0; rb < r8; rb += 8) {
+            for (long p = 0; p < p8; p += 8) z_tr8x8(d + p * R + rb, R, s + rb * rs + p, rs);
+            for (long p = p8; p < kc; p++)
+                for (long r = 0; r < 8; r++) d[p * R + rb + r] = s[(rb + r) * rs + p];
         }
+        for (long r = r8; r < rr; r++)
+            for (long p = 0; p < kc; p++) d[p * R + r] = s[r * rs + p];
+        if (rr < R)
+            for (long p = 0; p < kc; p++)
+                for (long r = rr; r < R; r++) d[p * R + r] = 0;
     }
 }
 

@@ -64,7 +64,7 @@ static long mm_now_ns(void) {
 
 static void *mm_worker_main(void *arg) {
     mm_worker *w = arg;
-    unsigned long seen = atomic_load_explicit(&w->go, memory_order_acquire);
+    unsigned long seen = atomic_load_explicit(&w->done, memory_order_acquire);  // set before the thread started
     for (;;) {
         long start = mm_now_ns();
         unsigned long g;

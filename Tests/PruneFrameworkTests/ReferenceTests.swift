@@ -22,7 +22,23 @@ struct ReferenceTests {
         #expect(abs(r.mean - want) / want < 0.005)
     }
 
-    @Test func logitsAndTop1OfWindow0MatchLlamaCpp() throws {
+    /// PyTorch's f32 forward of the same dequantised weights (bench/torch_reference_logits.py) is an
+    /// independent implementation: our logits must agree with it closely.
+    @Test func logitsOfWindow0MatchPyTorch() throws {
+        let model = try #require(SharedModel.model)
+        let lg = try model.logits(tokens: Array(try windows()[0..<8]), batch: 1, seqLen: 8)
+        let torch = try TestPaths.readFloats(TestPaths.repoRoot + "/Tests/PruneFrameworkTests/Fixtures/smollm2_torch_window0_logits_pos0-7.f32")
+        #expect(torch.count == lg.count)
+        let maxDiff = zip(lg, torch).map { abs($0 - $1) }.max() ?? .infinity
+        print("max |Δlogit| vs PyTorch at positions 0-7: \(maxDiff)")
+        #expect(maxDiff < 0.01)
+    }
+
+    /// llama.cpp's own CPU arithmetic (activations quantised for its quantised matmuls, F16 KV cache)
+    /// moves logits by up to about 1 at these positions; PyTorch's f32 forward deviates from it by the
+    /// same amount (1.05 max, 498/512 top-1). These bounds pin that measured deviation so a regression
+    /// shows; the 0.05 / 99% targets are not met (see BENCHMARKS.md).
+    @Test func logitsAndTop1OfWindow0AgainstLlamaCpp() throws {
         let model = try #require(SharedModel.model)
         let w0 = Array(try windows()[0..<512])
         let V = model.config.vocabSize
@@ -31,8 +47,8 @@ struct ReferenceTests {
         #expect(ref.count == 8 * V)
         var maxDiff: Float = 0
         for i in 0..<(8 * V) { maxDiff = max(maxDiff, abs(lg[i] - ref[i])) }
-        print("max |Δlogit| at positions 0-7: \(maxDiff)")
-        #expect(maxDiff < 0.05)
+        print("max |Δlogit| vs llama.cpp at positions 0-7: \(maxDiff)")
+        #expect(maxDiff < 1.1)
 
         let json = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: Self.refDir + "/smollm2_llamacpp.json"))) as? [String: Any]
         let top = try #require(json?["window0_top10"] as? [[String: Any]])
@@ -43,8 +59,8 @@ struct ReferenceTests {
             let mine = row.indices.max { row[$0] < row[$1] }! - pos * V
             if mine == ids[0] { same += 1 }
         }
-        print("top-1 agreement: \(same)/\(top.count)")
+        print("top-1 agreement with llama.cpp: \(same)/\(top.count)")
         #expect(top.count == 512)
-        #expect(Double(same) >= 0.99 * Double(top.count))
+        #expect(Double(same) >= 0.97 * Double(top.count))
     }
 }
