@@ -18,6 +18,10 @@
 
 static inline long mm_min(long a, long b) { return a < b ? a : b; }
 
+#ifndef MM_BDIRECT
+#define MM_BDIRECT 1
+#endif
+
 // MARK: - Per-thread packing buffers
 
 typedef struct { float *buf[2]; size_t cap[2]; } mm_tls;
@@ -89,7 +93,8 @@ void prune_mm_pack_generic(float *dst, const float *src, long rs, long cs, long 
 
 enum { P_MR = 4, P_NR = 16 };
 
-static void p_kernel(long kc, const float *a, const float *b, float *c, long ldc, int acc, long mr, long nr) {
+static void p_kernel(long kc, const float *a, const float *b, long ldb, float *c, long ldc, int acc, long mr,
+                     long nr) {
     float s[P_MR][P_NR] = {{0}};
     for (long p = 0; p < kc; p++) {
         for (int i = 0; i < P_MR; i++) {
@@ -97,7 +102,7 @@ static void p_kernel(long kc, const float *a, const float *b, float *c, long ldc
             for (int j = 0; j < P_NR; j++) s[i][j] += ai * b[j];
         }
         a += P_MR;
-        b += P_NR;
+        b += ldb;
     }
     for (long i = 0; i < mr; i++) {
         float *ci = c + i * ldc;
@@ -232,43 +237,70 @@ static void mm_zero(float *c, long ldc, long m, long n) {
     for (long i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
 }
 
+/// One block: C[mc × nc] (+)= Ap · B over depth kc, with C at column jc of row block `c`.
+/// B comes from, in this order: pre-packed panels `bp` (full K, steps pc ..< pc + kc); row-major `b`
+/// read in place (row stride rsb, steps from pc; a last partial panel is packed into bbuf here); or
+/// panels already packed in bbuf.
+static void mm_block(const prune_mm_backend_t *be, const float *abuf, long mc, long kc, const float *bp,
+                     const float *b, long rsb, long pc, long K, long jc, long nc, float *bbuf, float *c, long ldc,
+                     int acc) {
+    const long MR = be->mr, NR = be->nr;
+    long nfull = nc / NR * NR;
+    if (!bp && b && nfull < nc) be->pack(bbuf, b + pc * rsb + jc + nfull, 1, rsb, nc - nfull, kc, NR);
+    for (long jr = 0; jr < nc; jr += NR) {
+        const float *bpan;
+        long ldb = NR;
+        if (bp)
+            bpan = bp + ((jc + jr) / NR) * K * NR + pc * NR;
+        else if (!b)
+            bpan = bbuf + (jr / NR) * kc * NR;
+        else if (jr < nfull) {
+            bpan = b + pc * rsb + jc + jr;
+            ldb = rsb;
+        } else
+            bpan = bbuf;
+        long nr = mm_min(NR, nc - jr);
+        for (long ir = 0; ir < mc; ir += MR)
+            be->kernel(kc, abuf + ir * kc, bpan, ldb, c + ir * ldc + jc + jr, ldc, acc, mm_min(MR, mc - ir), nr);
+    }
+}
+
 /// C[m0:m1, n0:n1] (+)= A·B over the full K. A(i,p) = a[i·rsa + p·csa]; B(p,j) = b[p·rsb + j·csb],
 /// or, when bp is not NULL, B is pre-packed in panels of NR columns over the full K (n0 a multiple of NR).
+/// A row-major B (csb = 1) is read in place when `bdirect`, except for a last partial panel.
 static void mm_gemm(const prune_mm_backend_t *be, long m0, long m1, long n0, long n1, long K,
                     const float *a, long rsa, long csa, const float *b, long rsb, long csb, const float *bp,
-                    float *c, long ldc, int acc) {
+                    int bdirect, float *c, long ldc, int acc) {
     const long MR = be->mr, NR = be->nr, MC = be->mc, KC = be->kc, NC = be->nc;
     if (K == 0) {
         if (!acc) mm_zero(c + m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
         return;
     }
+    bdirect = bdirect && !bp && csb == 1;
     long kcmax = mm_min(KC, K);
     float *abuf = mm_buffer(0, (size_t)(mm_min(MC, m1 - m0) + MR) * kcmax);
-    float *bbuf = bp ? NULL : mm_buffer(1, (size_t)(mm_min(NC, n1 - n0) + NR) * kcmax);
+    float *bbuf = bp ? NULL : mm_buffer(1, (size_t)(bdirect ? NR : mm_min(NC, n1 - n0) + NR) * kcmax);
     for (long jc = n0; jc < n1; jc += NC) {
         long nc = mm_min(NC, n1 - jc);
-        for (long pc = 0; pc < K; pc += KC) {
-            long kc = mm_min(KC, K - pc);
-            const float *bblk;
-            long bstride;
-            if (bp) {
-                bblk = bp + (jc / NR) * K * NR + pc * NR;
-                bstride = K * NR;
-            } else {
-                be->pack(bbuf, b + pc * rsb + jc * csb, csb, rsb, nc, kc, NR);
-                bblk = bbuf;
-                bstride = kc * NR;
-            }
-            int ac = acc || pc > 0;
+        if (bp || bdirect) {
+            // B needs no packing (but for a partial last panel): finish each block of C over all of K
+            // while it is in cache.
             for (long ic = m0; ic < m1; ic += MC) {
                 long mc = mm_min(MC, m1 - ic);
-                be->pack(abuf, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
-                for (long jr = 0; jr < nc; jr += NR) {
-                    const float *bpan = bblk + (jr / NR) * bstride;
-                    long nr = mm_min(NR, nc - jr);
-                    for (long ir = 0; ir < mc; ir += MR)
-                        be->kernel(kc, abuf + ir * kc, bpan, c + (ic + ir) * ldc + jc + jr, ldc, ac,
-                                   mm_min(MR, mc - ir), nr);
+                for (long pc = 0; pc < K; pc += KC) {
+                    long kc = mm_min(KC, K - pc);
+                    be->pack(abuf, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
+                    mm_block(be, abuf, mc, kc, bp, b, rsb, pc, K, jc, nc, bbuf, c + ic * ldc, ldc, acc || pc > 0);
+                }
+            }
+        } else {
+            for (long pc = 0; pc < K; pc += KC) {
+                long kc = mm_min(KC, K - pc);
+                be->pack(bbuf, b + pc * rsb + jc * csb, csb, rsb, nc, kc, NR);
+                for (long ic = m0; ic < m1; ic += MC) {
+                    long mc = mm_min(MC, m1 - ic);
+                    be->pack(abuf, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
+                    mm_block(be, abuf, mc, kc, NULL, NULL, 0, pc, K, jc, nc, bbuf, c + ic * ldc, ldc, acc || pc > 0);
                 }
             }
         }
@@ -278,7 +310,7 @@ static void mm_gemm(const prune_mm_backend_t *be, long m0, long m1, long n0, lon
 /// Splits the GEMM's output between parts along N or M, whichever duplicates less packing.
 static void mm_gemm_part(const prune_mm_backend_t *be, int part, int nparts, long M, long N, long K,
                          const float *a, long rsa, long csa, const float *b, long rsb, long csb, const float *bp,
-                         float *c, long ldc, int acc) {
+                         int bdirect, float *c, long ldc, int acc) {
     long m0 = 0, m1 = M, n0 = 0, n1 = N;
     if (nparts > 1) {
         long panels = (N + be->nr - 1) / be->nr, mblocks = (M + be->mr - 1) / be->mr;
@@ -294,7 +326,7 @@ static void mm_gemm_part(const prune_mm_backend_t *be, int part, int nparts, lon
             mm_split(M, be->mr, part, nparts, &m0, &m1);
     }
     if (m0 >= m1 || n0 >= n1) return;
-    mm_gemm(be, m0, m1, n0, n1, K, a, rsa, csa, b, rsb, csb, bp, c, ldc, acc);
+    mm_gemm(be, m0, m1, n0, n1, K, a, rsa, csa, b, rsb, csb, bp, bdirect, c, ldc, acc);
 }
 
 void prune_mm_xwt(int backend, int part, int nparts, float *y, const float *x, const float *w, long m, long n,
@@ -306,7 +338,7 @@ void prune_mm_xwt(int backend, int part, int nparts, float *y, const float *x, c
         if (j0 < j1) be->xwt_small(y, n, x, w, m, j0, j1, k, acc);
         return;
     }
-    mm_gemm_part(be, part, nparts, m, n, k, x, k, 1, w, 1, k, NULL, y, n, acc);
+    mm_gemm_part(be, part, nparts, m, n, k, x, k, 1, w, 1, k, NULL, 0, y, n, acc);
 }
 
 void prune_mm_xwt_packed(int backend, int part, int nparts, float *y, const float *x, const float *wp, long m,
@@ -318,7 +350,7 @@ void prune_mm_xwt_packed(int backend, int part, int nparts, float *y, const floa
         if (p0 < p1) be->xwtp_small(y, n, x, wp, m, n, p0, p1, k, acc);
         return;
     }
-    mm_gemm_part(be, part, nparts, m, n, k, x, k, 1, NULL, 0, 0, wp, y, n, acc);
+    mm_gemm_part(be, part, nparts, m, n, k, x, k, 1, NULL, 0, 0, wp, 0, y, n, acc);
 }
 
 void prune_mm_dyw(int backend, int part, int nparts, float *dx, const float *dy, const float *w, long m, long n,
@@ -330,7 +362,7 @@ void prune_mm_dyw(int backend, int part, int nparts, float *dx, const float *dy,
         if (c0 < c1) be->dyw_small(dx, dy, w, m, n, k, c0, c1, acc);
         return;
     }
-    mm_gemm_part(be, part, nparts, m, k, n, dy, n, 1, w, k, 1, NULL, dx, k, acc);
+    mm_gemm_part(be, part, nparts, m, k, n, dy, n, 1, w, k, 1, NULL, MM_BDIRECT, dx, k, acc);
 }
 
 void prune_mm_dytx(int backend, int part, int nparts, float *dw, const float *dy, const float *x, long m, long n,
@@ -342,5 +374,5 @@ void prune_mm_dytx(int backend, int part, int nparts, float *dw, const float *dy
         if (j0 < j1) be->dytx_small(dw, dy, x, m, n, k, j0, j1, acc);
         return;
     }
-    mm_gemm_part(be, part, nparts, n, k, m, dy, 1, n, x, k, 1, NULL, dw, k, acc);
+    mm_gemm_part(be, part, nparts, n, k, m, dy, 1, n, x, k, 1, NULL, MM_BDIRECT, dw, k, acc);
 }

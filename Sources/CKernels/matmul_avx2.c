@@ -26,19 +26,20 @@ T256 static inline float h_sum(__m256 v) {
 
 // MARK: - Micro-kernel
 
-T256 static void h_kernel(long kc, const float *a, const float *b, float *c, long ldc, int acc, long mr, long nr) {
+T256 static void h_kernel(long kc, const float *a, const float *b, long ldb, float *c, long ldc, int acc, long mr,
+                         long nr) {
     __m256 s[H_MR][H_NV];
     for (int i = 0; i < H_MR; i++)
         for (int j = 0; j < H_NV; j++) s[i][j] = _mm256_setzero_ps();
     for (long p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         for (int i = 0; i < H_MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
             s[i][0] = _mm256_fmadd_ps(ai, b0, s[i][0]);
             s[i][1] = _mm256_fmadd_ps(ai, b1, s[i][1]);
         }
         a += H_MR;
-        b += H_NR;
+        b += ldb;
     }
     if (mr == H_MR && nr == H_NR) {
         for (int i = 0; i < H_MR; i++)

@@ -24,19 +24,20 @@ T512 static inline __mmask16 z_mask(long count) {
 
 // MARK: - Micro-kernel
 
-T512 static void z_kernel(long kc, const float *a, const float *b, float *c, long ldc, int acc, long mr, long nr) {
+T512 static void z_kernel(long kc, const float *a, const float *b, long ldb, float *c, long ldc, int acc, long mr,
+                         long nr) {
     __m512 s[Z_MR][Z_NV];
     for (int i = 0; i < Z_MR; i++)
         for (int j = 0; j < Z_NV; j++) s[i][j] = _mm512_setzero_ps();
     for (long p = 0; p < kc; p++) {
         __m512 bv[Z_NV];
-        for (int j = 0; j < Z_NV; j++) bv[j] = _mm512_load_ps(b + 16 * j);
+        for (int j = 0; j < Z_NV; j++) bv[j] = _mm512_loadu_ps(b + 16 * j);
         for (int i = 0; i < Z_MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             for (int j = 0; j < Z_NV; j++) s[i][j] = _mm512_fmadd_ps(ai, bv[j], s[i][j]);
         }
         a += Z_MR;
-        b += Z_NR;
+        b += ldb;
     }
     if (mr == Z_MR && nr == Z_NR) {
         for (int i = 0; i < Z_MR; i++)
@@ -88,19 +89,35 @@ T512 static void z_pack(float *dst, const float *src, long rs, long cs, long row
         return;
     }
     if (rs == 1) {
-        // Each step p is a contiguous run of `rows` floats: read it once, front to back, into every panel.
-        for (long p = 0; p < kc; p++) {
-            const float *sp = src + p * cs;
+        // Each step p is a contiguous run of `rows` floats. Blocks of 8 steps stay in L1 while they are
+        // spread over the panels (whose strides are often multiples of 4 KiB, so one step at a time
+        // would thrash an L1 set with a write stream per panel).
+        for (long pb = 0; pb < kc; pb += 8) {
+            long pe = z_min(kc, pb + 8);
             for (long r0 = 0; r0 < rows; r0 += R) {
                 long rr = z_min(R, rows - r0);
-                float *dp = dst + (r0 / R) * kc * R + p * R;
-                for (long r = 0; r < R; r += 16) {
-                    __mmask16 k = z_mask(rr - r);
-                    __m512 v = _mm512_maskz_loadu_ps(k, sp + r0 + r);
-                    if (R - r >= 16)
-                        _mm512_storeu_ps(dp + r, v);
-                    else
-                        _mm256_storeu_ps(dp + r, _mm512_castps512_ps256(v));
+                float *d = dst + (r0 / R) * kc * R;
+                if (rr == R && R % 16 == 0) {
+                    for (long p = pb; p < pe; p++)
+                        for (long r = 0; r < R; r += 16)
+                            _mm512_storeu_ps(d + p * R + r, _mm512_loadu_ps(src + p * cs + r0 + r));
+                    continue;
+                }
+                if (rr == R && R == 8) {  // plain loads: a masked zmm load would touch the next line too
+                    for (long p = pb; p < pe; p++) _mm256_storeu_ps(d + p * 8, _mm256_loadu_ps(src + p * cs + r0));
+                    continue;
+                }
+                for (long p = pb; p < pe; p++) {
+                    const float *sp = src + p * cs + r0;
+                    float *dp = d + p * R;
+                    for (long r = 0; r < R; r += 16) {
+                        __mmask16 k = z_mask(rr - r);
+                        __m512 v = _mm512_maskz_loadu_ps(k, sp + r);
+                        if (R - r >= 16)
+                            _mm512_storeu_ps(dp + r, v);
+                        else
+                            _mm256_storeu_ps(dp + r, _mm512_castps512_ps256(v));
+                    }
                 }
             }
         }

@@ -5,11 +5,11 @@
 
 /// Micro-kernel: C[mr×nr] (+)= Ap · Bp over kc steps.
 /// - a: packed A micro-panel, kc × MR (MR values per step, zero-padded rows)
-/// - b: packed B micro-panel, kc × NR (NR values per step, zero-padded columns)
+/// - b: B micro-panel, kc steps of NR values, ldb floats apart (NR when packed; zero-padded columns)
 /// - c: row-major output tile, row stride ldc; only mr ≤ MR rows and nr ≤ NR columns are written
 /// - acc: 0 stores, 1 adds to what c holds
-typedef void (*prune_mm_kernel_fn)(long kc, const float *a, const float *b, float *c, long ldc, int acc,
-                                   long mr, long nr);
+typedef void (*prune_mm_kernel_fn)(long kc, const float *a, const float *b, long ldb, float *c, long ldc,
+                                   int acc, long mr, long nr);
 
 /// Packs `rows × kc` elements, element (r, p) at src[r·rs + p·cs], into panels of R rows:
 /// dst[(r / R)·kc·R + p·R + r % R], padding the last panel with zeros.

@@ -14,12 +14,16 @@ public enum CLI {
       prune generate --model M --prompt TEXT [--max-tokens 64] [--temperature 0.7] [--top-p 0.9] [--seed 0] [--chat]
       prune bench matmul [--json] [--min-seconds 0.3]
       prune bench forward --model M [--batch 8] [--seq-len 128] [--iterations 3] [--json]
+      prune run RECIPE.json [--output-dir D] [--data-dir DIR]
+      prune validate RECIPE.json
+      prune list [--json]
+      prune schema
     """
 
     /// Runs `prune` with `argv` (without the program name); returns the exit status.
-    public static func run(_ argv: [String]) -> Int32 {
+    public static func run(_ argv: [String], plugins: PluginSet = .builtins()) -> Int32 {
         do {
-            try dispatch(argv)
+            try dispatch(argv, plugins: plugins)
             return 0
         } catch let e as PruneError {
             FileHandle.standardError.write(Data("prune: error: \(e.message)\n".utf8))
@@ -30,7 +34,7 @@ public enum CLI {
         }
     }
 
-    static func dispatch(_ argv: [String]) throws {
+    static func dispatch(_ argv: [String], plugins: PluginSet = .builtins()) throws {
         guard let cmd = argv.first else {
             print(usage)
             return
@@ -42,9 +46,13 @@ public enum CLI {
         case "tokenize": try TokenizeCommand.run(rest)
         case "generate": try GenerateCommand.run(rest)
         case "bench": try BenchCommand.run(rest)
+        case "run": try RecipeCommands.run(rest, plugins: plugins)
+        case "validate": try RecipeCommands.validate(rest, plugins: plugins)
+        case "list": try RecipeCommands.list(rest, plugins: plugins)
+        case "schema": try RecipeCommands.printSchema(rest, plugins: plugins)
         case "help", "--help", "-h": print(usage)
         default:
-            throw PruneError(.invalidArgument, "unknown command '\(cmd)'; commands: inspect, eval, tokenize, generate, bench, help")
+            throw PruneError(.invalidArgument, "unknown command '\(cmd)'; commands: inspect, eval, tokenize, generate, bench, run, validate, list, schema, help")
         }
     }
 

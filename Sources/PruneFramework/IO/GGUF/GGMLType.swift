@@ -1,16 +1,22 @@
 /// ggml tensor element types, with their block geometry (ids as in ggml.h).
+///
+/// Every id a current GGUF file may carry is a case, so the reader can size and skip any tensor;
+/// `dequantize` converts the types in `dequantizable` and reports the others as unsupported.
 public enum GGMLType: UInt32, Sendable, CaseIterable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
     case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
     case iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21, iq2_s = 22, iq4_xs = 23
     case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_m = 29, bf16 = 30, tq1_0 = 34, tq2_0 = 35
+    case mxfp4 = 39
 
     /// Elements per block.
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16, .f64, .i8, .i16, .i32, .i64: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl: return 32
-        default: return 256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl, .mxfp4: return 32
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq2_xxs, .iq2_xs, .iq3_xxs, .iq1_s, .iq3_s,
+             .iq2_s, .iq4_xs, .iq1_m, .tq1_0, .tq2_0:
+            return 256
         }
     }
 
@@ -44,22 +50,71 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .iq1_m: return 56
         case .tq1_0: return 54
         case .tq2_0: return 66
+        case .mxfp4: return 17
         }
     }
 
-    /// The name llama.cpp prints ("Q4_1", "F16", ...).
-    public var name: String { "\(self)".uppercased() }
+    /// The name llama.cpp prints ("Q4_1", "F16", "Q4_K", ...).
+    public var name: String {
+        switch self {
+        case .f32: "F32"
+        case .f16: "F16"
+        case .q4_0: "Q4_0"
+        case .q4_1: "Q4_1"
+        case .q5_0: "Q5_0"
+        case .q5_1: "Q5_1"
+        case .q8_0: "Q8_0"
+        case .q8_1: "Q8_1"
+        case .q2_K: "Q2_K"
+        case .q3_K: "Q3_K"
+        case .q4_K: "Q4_K"
+        case .q5_K: "Q5_K"
+        case .q6_K: "Q6_K"
+        case .q8_K: "Q8_K"
+        case .iq2_xxs: "IQ2_XXS"
+        case .iq2_xs: "IQ2_XS"
+        case .iq3_xxs: "IQ3_XXS"
+        case .iq1_s: "IQ1_S"
+        case .iq4_nl: "IQ4_NL"
+        case .iq3_s: "IQ3_S"
+        case .iq2_s: "IQ2_S"
+        case .iq4_xs: "IQ4_XS"
+        case .i8: "I8"
+        case .i16: "I16"
+        case .i32: "I32"
+        case .i64: "I64"
+        case .f64: "F64"
+        case .iq1_m: "IQ1_M"
+        case .bf16: "BF16"
+        case .tq1_0: "TQ1_0"
+        case .tq2_0: "TQ2_0"
+        case .mxfp4: "MXFP4"
+        }
+    }
 
-    /// Bytes of `elements` values; throws when they do not fill whole blocks.
+    /// Bytes of `elements` values; throws when they do not fill whole blocks or overflow.
     public func byteCount(elements: Int) throws -> Int {
         guard elements >= 0, elements % blockSize == 0 else {
-            throw PruneError(.badFormat, "\(name) tensor of \(elements) elements is not a whole number of \(blockSize)-element blocks")
+            throw PruneError(.badFormat, "\(name) tensor of '\(elements)' elements is not a whole number of \(blockSize)-element blocks")
         }
         let (bytes, overflow) = (elements / blockSize).multipliedReportingOverflow(by: typeSize)
-        guard !overflow else { throw PruneError(.outOfRange, "\(name) tensor of \(elements) elements is too large") }
+        guard !overflow else {
+            throw PruneError(.outOfRange, "\(name) tensor of '\(elements)' elements is too large to address")
+        }
         return bytes
     }
 
     /// Types `dequantize` can convert to f32.
-    public static let dequantizable: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+    public static let dequantizable: [GGMLType] = [
+        .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K,
+    ]
+
+    /// Why a raw type id read from a file is not a `GGMLType`, for error messages.
+    static func unknownReason(_ raw: UInt32) -> String {
+        switch raw {
+        case 4, 5: "Q4_2/Q4_3 were removed from ggml in 2023; convert the model again with a current llama.cpp"
+        case 31...33, 36...38: "the repacked Q4_0_x_x/IQ4_NL_x_x types were removed from GGUF files; convert the model again with a current llama.cpp"
+        default: "known ids: " + allCases.map { "\($0.rawValue) (\($0.name))" }.joined(separator: ", ")
+        }
+    }
 }

@@ -1,15 +1,30 @@
 /// One GGUF metadata value (arrays may nest).
+///
+/// The accessors convert loosely (`int` accepts any integer case, `double` any numeric case) so
+/// readers need not care which width a converter chose; they return nil on a kind mismatch.
 public indirect enum GGUFValue: Sendable, Equatable {
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
     case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
     case array([GGUFValue])
 
-    /// GGUF value type ids.
-    enum Tag: UInt32 {
+    /// GGUF value type ids (`gguf_type` in gguf.h).
+    enum Tag: UInt32, CaseIterable {
         case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6, bool = 7
         case string = 8, array = 9, uint64 = 10, int64 = 11, float64 = 12
+
+        /// The fewest bytes one value of this type takes in a file (for capping array counts).
+        var minBytes: Int {
+            switch self {
+            case .uint8, .int8, .bool: 1
+            case .uint16, .int16: 2
+            case .uint32, .int32, .float32: 4
+            case .uint64, .int64, .float64, .string: 8
+            case .array: 12
+            }
+        }
     }
 
+    /// The value's GGUF type id.
     var tag: Tag {
         switch self {
         case .uint8: .uint8
@@ -48,14 +63,27 @@ public indirect enum GGUFValue: Sendable, Equatable {
         switch self {
         case .float32(let v): Double(v)
         case .float64(let v): v
+        case .uint64(let v): Double(v)
         default: int.map(Double.init)
         }
     }
 
+    /// The string of a `.string`.
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The elements of an `.array`.
     public var array: [GGUFValue]? { if case .array(let a) = self { a } else { nil } }
+    /// The value of a `.bool`.
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
 
+    /// The GGUF type name ("uint32", "string", "array[string]", ...), for messages.
+    public var typeName: String {
+        switch self {
+        case .array(let a): "array[\(a.first?.typeName ?? "")]"
+        default: "\(tag)"
+        }
+    }
+
+    /// An array whose elements are all strings.
     public var stringArray: [String]? {
         guard let a = array else { return nil }
         var out: [String] = []
@@ -67,6 +95,7 @@ public indirect enum GGUFValue: Sendable, Equatable {
         return out
     }
 
+    /// An array whose elements are all integers that fit in Int.
     public var intArray: [Int]? {
         guard let a = array else { return nil }
         var out: [Int] = []
@@ -78,6 +107,7 @@ public indirect enum GGUFValue: Sendable, Equatable {
         return out
     }
 
+    /// An array whose elements are all numbers, as Float.
     public var floatArray: [Float]? {
         guard let a = array else { return nil }
         var out: [Float] = []

@@ -1,0 +1,126 @@
+import Foundation
+
+/// One documented hyperparameter of a plugin (for `prune list` and `prune schema`).
+public struct PluginKey: Codable, Sendable, Equatable {
+    /// JSON type: "number", "integer", "string", "boolean", "array".
+    public var name: String
+    public var type: String
+    /// The default, as JSON text (e.g. `"l2"`, `0.2`, `[0, 29]`); nil when required.
+    public var defaultValue: String?
+    /// Allowed string values, when the key is an enumeration.
+    public var allowed: [String]?
+    public var summary: String
+
+    public init(_ name: String, _ type: String, default d: String?, allowed: [String]? = nil, _ summary: String) {
+        self.name = name
+        self.type = type
+        self.defaultValue = d
+        self.allowed = allowed
+        self.summary = summary
+    }
+
+    enum CodingKeys: String, CodingKey { case name, type, defaultValue = "default", allowed, summary }
+}
+
+/// A recipe stage implementation: a Codable struct whose stored properties are its hyperparameters.
+///
+/// In a recipe a plugin is `{"type": NAME, ...its keys}`. Each plugin decodes its own keys with
+/// defaults and rejects unknown keys (call `try decoder.checkPluginKeys(Self.self)` first).
+public protocol Plugin: Codable, Sendable {
+    /// The stable kebab-case name used in recipes; never changes once published.
+    static var name: String { get }
+    /// One line for `prune list`.
+    static var summary: String { get }
+    /// The keys the plugin accepts, with defaults.
+    static var keys: [PluginKey] { get }
+}
+
+/// A CodingKey for any string key.
+public struct AnyCodingKey: CodingKey, Hashable, Sendable {
+    public var stringValue: String
+    public var intValue: Int?
+    public init(_ s: String) { stringValue = s }
+    public init?(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) {
+        stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+/// Renders a coding path as a JSON path: `scheduler.ratio`, `evaluation.datasets[1]`.
+public func jsonPath(_ path: [CodingKey], _ last: String? = nil) -> String {
+    var s = ""
+    for k in path {
+        if let i = k.intValue { s += "[\(i)]" } else { s += s.isEmpty ? k.stringValue : "." + k.stringValue }
+    }
+    if let last { s += s.isEmpty ? last : "." + last }
+    return s.isEmpty ? "(top level)" : s
+}
+
+extension Decoder {
+    /// Throws when the object at this position has a key that is not in `allowed` (plus "type").
+    public func checkKeys(_ allowed: [String], context: String) throws {
+        let c = try container(keyedBy: AnyCodingKey.self)
+        let known = Set(allowed + ["type"])
+        for k in c.allKeys where !known.contains(k.stringValue) {
+            throw PruneError(.invalidArgument, "recipe: unknown key '\(k.stringValue)' at \(jsonPath(codingPath, k.stringValue)) for \(context); allowed keys: \(allowed.sorted().joined(separator: ", "))")
+        }
+    }
+
+    /// Rejects keys a plugin does not declare.
+    public func checkPluginKeys<P: Plugin>(_: P.Type) throws {
+        try checkKeys(P.keys.map(\.name), context: "'\(P.name)'")
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes an optional value, falling back to a default; a present value of the wrong type is an error naming its path.
+    public func value<T: Decodable>(_ key: Key, default d: T) throws -> T {
+        do {
+            return try decodeIfPresent(T.self, forKey: key) ?? d
+        } catch let e as PruneError {
+            throw e
+        } catch {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(codingPath, key.stringValue)) must be \(jsonTypeName(T.self))")
+        }
+    }
+
+    /// A number within a range, with a default.
+    public func number(_ key: Key, default d: Double, in range: ClosedRange<Double>, openUpper: Bool = false) throws -> Double {
+        let v: Double = try value(key, default: d)
+        guard range.contains(v), !(openUpper && v == range.upperBound), v.isFinite else {
+            throw PruneError(.outOfRange, "recipe: \(jsonPath(codingPath, key.stringValue)) = '\(v)' is out of range; allowed \(openUpper ? "[\(range.lowerBound), \(range.upperBound))" : "[\(range.lowerBound), \(range.upperBound)]")")
+        }
+        return v
+    }
+
+    /// An integer within a range, with a default.
+    public func integer(_ key: Key, default d: Int, in range: ClosedRange<Int>) throws -> Int {
+        let v: Int = try value(key, default: d)
+        guard range.contains(v) else {
+            throw PruneError(.outOfRange, "recipe: \(jsonPath(codingPath, key.stringValue)) = '\(v)' is out of range; allowed \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound))")
+        }
+        return v
+    }
+
+    /// One of a fixed set of strings, with a default.
+    public func choice(_ key: Key, default d: String, allowed: [String]) throws -> String {
+        let v: String = try value(key, default: d)
+        guard allowed.contains(v) else {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(codingPath, key.stringValue)) = '\(v)' is not allowed; choose one of: \(allowed.joined(separator: ", "))")
+        }
+        return v
+    }
+}
+
+func jsonTypeName(_ t: Any.Type) -> String {
+    switch t {
+    case is String.Type: return "a string"
+    case is Int.Type: return "an integer"
+    case is Double.Type, is Float.Type: return "a number"
+    case is Bool.Type: return "true or false"
+    case is [Int].Type: return "an array of integers"
+    case is [String].Type: return "an array of strings"
+    default: return "a value of type \(t)"
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// Calibration sequences and the statistics pass over them.
+public enum Calibration {
+    /// Documents of a calibration source: `c4` (shared/data/c4), a .jsonl file (field "text", or
+    /// "prefix" + "gold_completion" as in the C4 file), or an evaluation text (`wikitext2`, `ptb`, a path).
+    public static func documents(_ nameOrPath: String, dataDir: String? = nil) throws -> [String] {
+        var path = nameOrPath
+        if nameOrPath == "c4" { path = Datasets.dataDirectory(dataDir) + "/c4/c4_1480docs_pfdecoding.jsonl" }
+        guard path.hasSuffix(".jsonl") else { return [try Datasets.resolve(nameOrPath, dataDir: dataDir).text] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PruneError(.fileNotFound, "calibration file '\(path)' cannot be read; pass a .jsonl or text file, or 'c4' with the data directory present")
+        }
+        var docs: [String] = []
+        for (i, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.isEmpty {
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw PruneError(.badFormat, "calibration file '\(path)': line \(i + 1) is not a JSON object")
+            }
+            if let t = obj["text"] as? String {
+                docs.append(t)
+            } else if let p = obj["prefix"] as? String {
+                docs.append(p + ((obj["gold_completion"] as? String) ?? ""))
+            } else {
+                throw PruneError(.badFormat, "calibration file '\(path)': line \(i + 1) has no 'text' (or 'prefix') field")
+            }
+        }
+        guard !docs.isEmpty else { throw PruneError(.badFormat, "calibration file '\(path)' holds no documents") }
+        return docs
+    }
+
+    /// `samples` sequences of `seqLen` tokens: documents shuffled by `seed`, tokenized, joined with
+    /// EOS between documents, cut into consecutive sequences (a single text is cut at seeded offsets).
+    public static func sequences(documents: [String], tokenizer: BPETokenizer, samples: Int, seqLen: Int, seed: Int) throws -> [[Int32]] {
+        var rng = SplitMix64(seed: UInt64(seed))
+        var out: [[Int32]] = []
+        if documents.count == 1 {
+            let ids = tokenizer.encode(documents[0])
+            guard ids.count >= seqLen else {
+                throw PruneError(.outOfRange, "calibration text has \(ids.count) tokens, fewer than seqLen \(seqLen)")
+            }
+            for _ in 0..<samples {
+                let start = Int(rng.next() % UInt64(ids.count - seqLen + 1))
+                out.append(Array(ids[start..<(start + seqLen)]))
+            }
+            return out
+        }
+        let order = documents.indices.shuffled(using: &rng)
+        let eos = tokenizer.eosTokenId.map { Int32($0) }
+        var stream: [Int32] = []
+        for i in order where stream.count < samples * seqLen {
+            stream += tokenizer.encode(documents[i])
+            if let eos { stream.append(eos) }
+        }
+        guard stream.count >= samples * seqLen else {
+            throw PruneError(.outOfRange, "calibration documents hold \(stream.count) tokens, fewer than samples × seqLen = \(samples * seqLen)")
+        }
+        for s in 0..<samples { out.append(Array(stream[(s * seqLen)..<((s + 1) * seqLen)])) }
+        return out
+    }
+
+    /// Runs the model over the sequences and returns the streamed input statistics of every linear layer.
+    public static func statistics(model: Transformer, sequences: [[Int32]], progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
+        let stats = ActivationStatistics()
+        guard let T = sequences.first?.count else { return stats }
+        let batch = max(1, 1024 / T)
+        var i = 0
+        while i < sequences.count {
+            let b = min(batch, sequences.count - i)
+            _ = try model.hiddenStates(tokens: Array(sequences[i..<(i + b)].joined()), batch: b, seqLen: T, observer: stats)
+            i += b
+            progress?(i, sequences.count)
+        }
+        return stats
+    }
+}

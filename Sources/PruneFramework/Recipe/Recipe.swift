@@ -1,0 +1,141 @@
+import Foundation
+
+/// A pruning run, as written in a JSON recipe (version 1). Unknown keys are errors naming their path.
+public struct Recipe: @unchecked Sendable {
+    public struct Calibration: Codable, Sendable, Equatable {
+        /// `c4`, `wikitext2`, `ptb`, or a path to a .jsonl (field "text") or text file.
+        public var dataset = "c4"
+        public var samples = 10
+        public var seqLen = 64
+        public var seed = 42
+    }
+
+    public struct Evaluation: Codable, Sendable, Equatable {
+        public var datasets = ["wikitext2"]
+        public var seqLen = 128
+        /// Windows per dataset; nil = all.
+        public var maxWindows: Int?
+    }
+
+    public struct Output: Codable, Sendable, Equatable {
+        public var dir = "out"
+        /// `gguf` and/or `safetensors`.
+        public var formats = ["gguf"]
+        /// `f32` or `f16` (GGUF also takes `q8_0`).
+        public var dtype = "f16"
+    }
+
+    public var version = 1
+    public var model: String
+    public var calibration = Calibration()
+    public var grouping: any Grouping
+    public var criterion: any Criterion
+    public var scheduler: any Scheduler
+    public var fineTuner: (any FineTuner)?
+    public var evaluation = Evaluation()
+    public var output = Output()
+
+    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output"]
+
+    /// Decodes and validates a recipe; `plugins` resolves stage names.
+    public static func decode(_ data: Data, plugins: PluginSet, source: String = "recipe") throws -> Recipe {
+        let d = JSONDecoder()
+        d.userInfo[.pluginSet] = plugins
+        do {
+            return try d.decode(RecipeBox.self, from: data).recipe
+        } catch let e as PruneError {
+            throw e
+        } catch let DecodingError.dataCorrupted(ctx) {
+            let detail = (ctx.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String ?? ctx.debugDescription
+            throw PruneError(.badFormat, "recipe '\(source)' is not valid JSON: \(detail)")
+        } catch let DecodingError.typeMismatch(t, ctx) {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(ctx.codingPath)) must be \(jsonTypeName(t))")
+        } catch let DecodingError.keyNotFound(k, ctx) {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(ctx.codingPath, k.stringValue)) is required")
+        } catch {
+            throw PruneError(.badFormat, "recipe '\(source)': \(error)")
+        }
+    }
+
+    /// Reads a recipe file.
+    public static func load(path: String, plugins: PluginSet) throws -> Recipe {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PruneError(.fileNotFound, "recipe file '\(path)' cannot be read")
+        }
+        return try decode(data, plugins: plugins, source: path)
+    }
+}
+
+/// Decodable wrapper so Recipe can stay a plain struct with existential members.
+struct RecipeBox: Decodable {
+    let recipe: Recipe
+
+    init(from decoder: Decoder) throws {
+        guard let plugins = decoder.userInfo[.pluginSet] as? PluginSet else {
+            throw PruneError(.invalidArgument, "recipe decoder has no plugin set")
+        }
+        try decoder.checkKeys(Recipe.topKeys, context: "a recipe")
+        let c = try decoder.container(keyedBy: AnyCodingKey.self)
+        func key(_ s: String) -> AnyCodingKey { AnyCodingKey(s) }
+        func need(_ k: String) throws {
+            guard c.contains(key(k)) else {
+                throw PruneError(.invalidArgument, "recipe: '\(k)' is required; a recipe has \(Recipe.topKeys.joined(separator: ", "))")
+            }
+        }
+        let version = try c.integer(key("version"), default: 1, in: 1...1_000_000)
+        guard version == 1 else {
+            throw PruneError(.unsupported, "recipe: version = '\(version)' is not supported; this prune reads version 1")
+        }
+        try need("model")
+        let model: String = try c.value(key("model"), default: "")
+        for k in ["grouping", "criterion", "scheduler"] { try need(k) }
+        let grouping = try plugins.groupings.decode(from: try c.superDecoder(forKey: key("grouping")))
+        let criterion = try plugins.criteria.decode(from: try c.superDecoder(forKey: key("criterion")))
+        let scheduler = try plugins.schedulers.decode(from: try c.superDecoder(forKey: key("scheduler")))
+        var fineTuner: (any FineTuner)?
+        if c.contains(key("fineTuner")), try !c.decodeNil(forKey: key("fineTuner")) {
+            fineTuner = try plugins.fineTuners.decode(from: try c.superDecoder(forKey: key("fineTuner")))
+        }
+        var r = Recipe(version: version, model: model, grouping: grouping, criterion: criterion, scheduler: scheduler, fineTuner: fineTuner)
+        if c.contains(key("calibration")) { r.calibration = try Self.calibration(try c.superDecoder(forKey: key("calibration"))) }
+        if c.contains(key("evaluation")) { r.evaluation = try Self.evaluation(try c.superDecoder(forKey: key("evaluation"))) }
+        if c.contains(key("output")) { r.output = try Self.output(try c.superDecoder(forKey: key("output"))) }
+        recipe = r
+    }
+
+    static func calibration(_ d: Decoder) throws -> Recipe.Calibration {
+        try d.checkKeys(["dataset", "samples", "seqLen", "seed"], context: "calibration")
+        let c = try d.container(keyedBy: AnyCodingKey.self)
+        var v = Recipe.Calibration()
+        v.dataset = try c.value(AnyCodingKey("dataset"), default: v.dataset)
+        v.samples = try c.integer(AnyCodingKey("samples"), default: v.samples, in: 1...100_000)
+        v.seqLen = try c.integer(AnyCodingKey("seqLen"), default: v.seqLen, in: 2...1_000_000)
+        v.seed = try c.integer(AnyCodingKey("seed"), default: v.seed, in: 0...Int.max)
+        return v
+    }
+
+    static func evaluation(_ d: Decoder) throws -> Recipe.Evaluation {
+        try d.checkKeys(["datasets", "seqLen", "maxWindows"], context: "evaluation")
+        let c = try d.container(keyedBy: AnyCodingKey.self)
+        var v = Recipe.Evaluation()
+        v.datasets = try c.value(AnyCodingKey("datasets"), default: v.datasets)
+        v.seqLen = try c.integer(AnyCodingKey("seqLen"), default: v.seqLen, in: 2...1_000_000)
+        if c.contains(AnyCodingKey("maxWindows")), !(try c.decodeNil(forKey: AnyCodingKey("maxWindows"))) {
+            v.maxWindows = try c.integer(AnyCodingKey("maxWindows"), default: 0, in: 1...Int.max)
+        }
+        return v
+    }
+
+    static func output(_ d: Decoder) throws -> Recipe.Output {
+        try d.checkKeys(["dir", "formats", "dtype"], context: "output")
+        let c = try d.container(keyedBy: AnyCodingKey.self)
+        var v = Recipe.Output()
+        v.dir = try c.value(AnyCodingKey("dir"), default: v.dir)
+        v.formats = try c.value(AnyCodingKey("formats"), default: v.formats)
+        for (i, f) in v.formats.enumerated() where !["gguf", "safetensors"].contains(f) {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "formats"))[\(i)] = '\(f)' is not an output format; choose gguf, safetensors")
+        }
+        v.dtype = try c.choice(AnyCodingKey("dtype"), default: v.dtype, allowed: ["f32", "f16", "q8_0"])
+        return v
+    }
+}

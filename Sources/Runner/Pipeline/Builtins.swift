@@ -1,0 +1,18 @@
+import Criteria
+import PruneFramework
+import Strategies
+
+extension PluginSet {
+    /// A plugin set with every built-in plugin registered. Users add their own with `register`.
+    public static func builtins() -> PluginSet {
+        let s = PluginSet()
+        s.groupings.register(LlamaGrouping.self) { $0 }
+        s.criteria.register(MagnitudeCriterion.self) { $0 }
+        s.criteria.register(RandomCriterion.self) { $0 }
+        s.criteria.register(WandaCriterion.self) { $0 }
+        s.schedulers.register(UniformScheduler.self) { $0 }
+        s.schedulers.register(GlobalScheduler.self) { $0 }
+        s.schedulers.register(IterativeScheduler.self) { $0 }
+        return s
+    }
+}

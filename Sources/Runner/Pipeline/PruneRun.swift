@@ -1,0 +1,176 @@
+import Foundation
+import PruneFramework
+
+/// Runs a recipe: load, evaluate, calibrate, score, plan, cut, (fine-tune), evaluate, export.
+public final class PruneRun {
+    public let recipe: Recipe
+    public let recipePath: String
+    public let outputDir: String
+    public let dataDir: String?
+    /// Receives one line per stage event.
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    private var stages: [RunReport.Stage] = []
+
+    public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) {
+        self.recipe = recipe
+        self.recipePath = recipePath
+        self.outputDir = outputDir ?? recipe.output.dir
+        self.dataDir = dataDir
+    }
+
+    /// Checks everything that can be checked before heavy work: files exist, datasets resolve.
+    public func preflight() throws {
+        guard FileManager.default.fileExists(atPath: recipe.model) else {
+            throw PruneError(.fileNotFound, "recipe: model = '\(recipe.model)' does not exist (run scripts/setup.sh for the SmolLM2 model)")
+        }
+        for (i, d) in recipe.evaluation.datasets.enumerated() where !Datasets.names.contains(d) && !FileManager.default.fileExists(atPath: d) {
+            throw PruneError(.unknownName, "recipe: evaluation.datasets[\(i)] = '\(d)' is neither a known dataset (\(Datasets.names.joined(separator: ", "))) nor a file")
+        }
+        let cal = recipe.calibration.dataset
+        if cal != "c4", !Datasets.names.contains(cal), !FileManager.default.fileExists(atPath: cal) {
+            throw PruneError(.fileNotFound, "recipe: calibration.dataset = '\(cal)' is neither c4, a known dataset, nor a file")
+        }
+        if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
+            throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
+        }
+    }
+
+    func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        log("▶ \(name)")
+        let t0 = Date()
+        let v = try body()
+        let s = Date().timeIntervalSince(t0)
+        stages.append(RunReport.Stage(name: name, seconds: s))
+        log(String(format: "  done in %.1f s", s))
+        return v
+    }
+
+    func evaluate(_ model: Transformer, _ tokenizer: BPETokenizer, label: String) throws -> [PerplexityResult] {
+        try recipe.evaluation.datasets.map { name in
+            let text = try Datasets.resolve(name, dataDir: dataDir)
+            let tokens = tokenizer.encode(text.text)
+            var bar: ProgressBar?
+            let r = try Perplexity.evaluate(model: model, tokens: tokens, seqLen: recipe.evaluation.seqLen,
+                                            maxWindows: recipe.evaluation.maxWindows, text: text) { done, total in
+                if bar == nil { bar = ProgressBar(total: total, label: "  \(label) \(name)", unit: "win") }
+                bar?.update(done)
+            }
+            bar?.finish()
+            log(String(format: "  %@ %@ PPL@%d = %.3f (%d windows)", label, name, r.seqLen, r.ppl, r.windows))
+            return r
+        }
+    }
+
+    /// Runs the whole recipe and returns the report (also written to the output directory).
+    @discardableResult
+    public func run() throws -> RunReport {
+        try preflight()
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        let (file, model0) = try timed("load \(recipe.model)") { () throws -> (GGUFFile, Transformer) in
+            let f = try GGUFFile(path: recipe.model)
+            return (f, try Transformer(gguf: f))
+        }
+        let tokenizer = try BPETokenizer(gguf: file)
+        let before = try timed("evaluate dense model") { try evaluate(model0, tokenizer, label: "before") }
+        let sequences = try timed("tokenize calibration data") { () throws -> [[Int32]] in
+            let docs = try Calibration.documents(recipe.calibration.dataset, dataDir: dataDir)
+            return try Calibration.sequences(documents: docs, tokenizer: tokenizer, samples: recipe.calibration.samples,
+                                             seqLen: recipe.calibration.seqLen, seed: recipe.calibration.seed)
+        }
+        var model = model0
+        let steps = recipe.scheduler.steps
+        for step in 0..<steps {
+            let suffix = steps > 1 ? " (step \(step + 1)/\(steps))" : ""
+            let groups = try recipe.grouping.groups(for: model)
+            var stats: ActivationStatistics?
+            if recipe.criterion.inputs.contains(.activationStatistics) {
+                stats = try timed("calibrate\(suffix)") { try Calibration.statistics(model: model, sequences: sequences) }
+            }
+            if recipe.criterion.inputs.contains(.gradients) || recipe.criterion.inputs.contains(.activationSamples) {
+                throw PruneError(.unsupported, "criterion '\(type(of: recipe.criterion).name)' needs inputs this build cannot collect yet")
+            }
+            let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed))
+            let scores = try timed("score \(groups.count) groups with '\(type(of: recipe.criterion).name)'\(suffix)") {
+                try groups.map { g -> [Double] in
+                    let s = try recipe.criterion.scores(for: g, context: ctx)
+                    guard s.count == g.units.count, s.allSatisfy(\.isFinite) else {
+                        throw PruneError(.badFormat, "criterion '\(type(of: recipe.criterion).name)' returned \(s.count) scores for group '\(g.id)' with \(g.units.count) units, or a non-finite score")
+                    }
+                    return s
+                }
+            }
+            let planCtx = PlanContext(model: model, step: step, steps: steps, originalParameters: model0.parameterCount)
+            let plan = try recipe.scheduler.plan(groups: groups, scores: scores, context: planCtx)
+            let current = model
+            model = try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
+                try Surgery.apply(plan, groups: groups, to: current)
+            }
+            log("  parameters: \(model.parameterCount) (\(String(format: "%.2f%%", 100 * (1 - Double(model.parameterCount) / Double(model0.parameterCount)))) removed)")
+        }
+        if let ft = recipe.fineTuner {
+            let m = model
+            try timed("fine-tune with '\(type(of: ft).name)'") { try ft.fineTune(m, data: sequences, progress: log) }
+        }
+        var outputs: [String] = []
+        let final = model
+        try timed("write outputs to \(outputDir)") {
+            outputs = try writeOutputs(final, source: file)
+        }
+        // Evaluate the model as written (weights rounded to the output dtype), so `prune eval` on the
+        // exported file reproduces ppl_after.
+        let exported = try outputs.first { $0.hasSuffix(".gguf") }.map { try Transformer(path: outputDir + "/" + $0) } ?? model
+        let after = try timed("evaluate pruned model") { try evaluate(exported, tokenizer, label: "after") }
+        let embBefore = RunReport.embeddingParams(model0.config), embAfter = RunReport.embeddingParams(model.config)
+        let report = RunReport(
+            model: recipe.model, recipe: recipePath, paramsBefore: model0.parameterCount, paramsAfter: model.parameterCount,
+            embeddingParamsBefore: embBefore, embeddingParamsAfter: embAfter,
+            removedFraction: 1 - Double(model.parameterCount) / Double(model0.parameterCount),
+            removedFractionWithoutEmbeddings: 1 - Double(model.parameterCount - embAfter) / Double(model0.parameterCount - embBefore),
+            pplBefore: before.first?.ppl, pplAfter: after.first?.ppl, evaluationsBefore: before, evaluationsAfter: after,
+            widthsBefore: RunReport.widths(model0.config), widthsAfter: RunReport.widths(model.config),
+            calibration: recipe.calibration, stages: stages, outputs: outputs + ["report.json", "report.md"])
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try enc.encode(report), to: outputDir + "/report.json")
+        try writeAtomically(Data(report.markdown.utf8), to: outputDir + "/report.md")
+        log("wrote \(outputDir)/report.json and report.md")
+        return report
+    }
+
+    func writeOutputs(_ model: Transformer, source: GGUFFile) throws -> [String] {
+        var out: [String] = []
+        let base = ((recipe.model as NSString).lastPathComponent as NSString).deletingPathExtension
+        if recipe.output.formats.contains("gguf") {
+            let name = "\(base).pruned.\(recipe.output.dtype).gguf"
+            let type = GGUFExportType(rawValue: recipe.output.dtype) ?? .f16
+            try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source, name: base + " (pruned)")
+            out.append(name)
+        }
+        if recipe.output.formats.contains("safetensors") {
+            try model.saveSafetensors(directory: outputDir + "/safetensors", dtype: recipe.output.dtype == "f32" ? .f32 : .f16)
+            out += ["safetensors/model.safetensors", "safetensors/config.json"]
+        }
+        try writeAtomically(try resolvedRecipeJSON(), to: outputDir + "/recipe.resolved.json")
+        out.append("recipe.resolved.json")
+        return out
+    }
+
+    /// The recipe with every default filled in.
+    func resolvedRecipeJSON() throws -> Data {
+        func object(_ p: any Plugin) throws -> Any {
+            var o = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(p)) as? [String: Any]) ?? [:]
+            o["type"] = type(of: p).name
+            return o
+        }
+        func plain<T: Encodable>(_ v: T) throws -> Any { try JSONSerialization.jsonObject(with: JSONEncoder().encode(v)) }
+        var r: [String: Any] = [
+            "version": recipe.version, "model": recipe.model, "calibration": try plain(recipe.calibration),
+            "grouping": try object(recipe.grouping), "criterion": try object(recipe.criterion),
+            "scheduler": try object(recipe.scheduler), "evaluation": try plain(recipe.evaluation),
+            "output": try plain(recipe.output),
+        ]
+        if let ft = recipe.fineTuner { r["fineTuner"] = try object(ft) }
+        return try JSONSerialization.data(withJSONObject: r, options: [.prettyPrinted, .sortedKeys])
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import PruneFramework
+
+/// What a run measured; written as report.json and report.md.
+public struct RunReport: Codable, Sendable {
+    public struct Widths: Codable, Sendable { public var nHead: [Int]; public var nKVHead: [Int]; public var ffnDim: [Int]; public var hiddenSize: Int
+        enum CodingKeys: String, CodingKey { case nHead = "n_head", nKVHead = "n_kv_head", ffnDim = "ffn_dim", hiddenSize = "hidden_size" }
+    }
+    public struct Stage: Codable, Sendable { public var name: String; public var seconds: Double }
+
+    public var model: String
+    public var recipe: String
+    public var paramsBefore: Int
+    public var paramsAfter: Int
+    /// Embedding parameters (token_embd, and output when untied), before and after.
+    public var embeddingParamsBefore: Int
+    public var embeddingParamsAfter: Int
+    public var removedFraction: Double
+    public var removedFractionWithoutEmbeddings: Double
+    public var pplBefore: Double?
+    public var pplAfter: Double?
+    public var evaluationsBefore: [PerplexityResult]
+    public var evaluationsAfter: [PerplexityResult]
+    public var widthsBefore: Widths
+    public var widthsAfter: Widths
+    public var calibration: Recipe.Calibration
+    public var stages: [Stage]
+    public var outputs: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case model, recipe, paramsBefore = "params_before", paramsAfter = "params_after"
+        case embeddingParamsBefore = "embedding_params_before", embeddingParamsAfter = "embedding_params_after"
+        case removedFraction = "removed_fraction", removedFractionWithoutEmbeddings = "removed_fraction_without_embeddings"
+        case pplBefore = "ppl_before", pplAfter = "ppl_after", evaluationsBefore = "evaluations_before"
+        case evaluationsAfter = "evaluations_after", widthsBefore = "widths_before", widthsAfter = "widths_after"
+        case calibration, stages, outputs
+    }
+
+    static func widths(_ c: ModelConfig) -> Widths { Widths(nHead: c.nHead, nKVHead: c.nKVHead, ffnDim: c.ffnDim, hiddenSize: c.hiddenSize) }
+
+    static func embeddingParams(_ c: ModelConfig) -> Int { c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 1 : 2) }
+
+    /// The report as Markdown.
+    public var markdown: String {
+        func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "–" }
+        var s = "# Pruning report\n\n"
+        s += "- model: `\(model)`\n- recipe: `\(recipe)`\n"
+        s += "- calibration: \(calibration.samples) × \(calibration.seqLen) tokens from `\(calibration.dataset)`, seed \(calibration.seed)\n\n"
+        s += "| | before | after |\n|---|---:|---:|\n"
+        s += "| parameters | \(paramsBefore) | \(paramsAfter) |\n"
+        s += "| parameters without embeddings | \(paramsBefore - embeddingParamsBefore) | \(paramsAfter - embeddingParamsAfter) |\n"
+        for (b, a) in zip(evaluationsBefore, evaluationsAfter) {
+            s += "| \(b.dataset) PPL@\(b.seqLen) (\(b.windows) windows, \(b.tokens) tokens) | \(f(b.ppl)) | \(f(a.ppl)) |\n"
+        }
+        s += "\nRemoved \(String(format: "%.2f%%", removedFraction * 100)) of all parameters, "
+        s += "\(String(format: "%.2f%%", removedFractionWithoutEmbeddings * 100)) of the non-embedding parameters.\n\n"
+        s += "## Per-layer widths after pruning\n\n| layer | heads | KV heads | MLP channels |\n|---:|---:|---:|---:|\n"
+        for l in widthsAfter.nHead.indices {
+            s += "| \(l) | \(widthsAfter.nHead[l]) | \(widthsAfter.nKVHead[l]) | \(widthsAfter.ffnDim[l]) |\n"
+        }
+        s += "\nHidden size: \(widthsBefore.hiddenSize) → \(widthsAfter.hiddenSize).\n\n## Wall time per stage\n\n| stage | seconds |\n|---|---:|\n"
+        for st in stages { s += "| \(st.name) | \(String(format: "%.1f", st.seconds)) |\n" }
+        s += "\n## Files\n\n" + outputs.map { "- `\($0)`\n" }.joined()
+        return s
+    }
+}

@@ -1,1 +1,0 @@
-/// Groupings, schedulers and fine-tuners. Filled by the pruning-core issue.
