@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Strategies", targets: ["Strategies"]),
         .library(name: "Runner", targets: ["Runner"]),
         .executable(name: "prune", targets: ["prune"]),
+        .plugin(name: "PrunePlugin", targets: ["PrunePlugin"]),
     ],
     targets: [
         .target(name: "CKernels"),
@@ -20,8 +21,17 @@ let package = Package(
         .target(name: "Strategies", dependencies: ["PruneFramework"]),
         .target(name: "Runner", dependencies: ["PruneFramework", "Criteria", "Strategies"]),
         .executableTarget(name: "prune", dependencies: ["Runner"]),
+        .plugin(name: "PrunePlugin",
+                capability: .command(intent: .custom(verb: "prune", description: "Run the prune command line (run, validate, list, eval, ...)"),
+                                     permissions: [.writeToPackageDirectory(reason: "prune run writes pruned models and reports")]),
+                dependencies: ["prune"]),
+        // Examples/CustomCriterion: a criterion added from outside the framework, used from a recipe.
+        .executableTarget(name: "CustomCriterion", dependencies: ["PruneFramework", "Runner"], path: "Examples/CustomCriterion"),
         .testTarget(name: "PruneFrameworkTests", dependencies: ["PruneFramework"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PruneFramework"]),
+        .testTarget(name: "CriteriaTests", dependencies: ["Criteria", "PruneFramework"]),
+        .testTarget(name: "StrategiesTests", dependencies: ["Strategies", "PruneFramework"]),
+        .testTarget(name: "CustomCriterionTests", dependencies: ["CustomCriterion", "PruneFramework", "Runner"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PruneFramework", "Criteria", "Strategies"]),
     ],
     // Swift 5 mode: kernels share raw buffer pointers across DispatchQueue.concurrentPerform
     // iterations, which Swift 6's Sendable checking rejects.

@@ -238,3 +238,4 @@ import Testing
         #expect((0..<16).allSatisfy { top1(want, $0) == top1(got, $0) })
     }
 }
+

@@ -123,7 +123,7 @@ import Testing
         (0.0, 1.0, [0, 0.2, 0.4, 0.6, 0.8, 1.0], ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]),
         (0.3, 7.3, [0, 1, 2, 3, 4, 5, 6, 7, 8], ["0", "1", "2", "3", "4", "5", "6", "7", "8"]),
         (3.0, 97.0, [0, 20, 40, 60, 80, 100], ["0", "20", "40", "60", "80", "100"]),
-        (-0.013, 0.031, [-0.01, 0, 0.01, 0.02, 0.03, 0.04], ["-0.01", "0.00", "0.01", "0.02", "0.03", "0.04"]),
+        (-0.013, 0.031, [-0.02, -0.01, 0, 0.01, 0.02, 0.03, 0.04], ["-0.02", "-0.01", "0.00", "0.01", "0.02", "0.03", "0.04"]),
         (0.0, 2.4e7, [0, 5e6, 1e7, 1.5e7, 2e7, 2.5e7], ["0", "5e6", "1e7", "1.5e7", "2e7", "2.5e7"]),
         (5.0, 5.0, [2, 3, 4, 5, 6, 7, 8], ["2", "3", "4", "5", "6", "7", "8"]),
     ]) func linearTicks(lo: Double, hi: Double, ticks: [Double], labels: [String]) {
@@ -138,11 +138,12 @@ import Testing
         #expect(axis.lo == 0 && axis.hi == 4096)
         #expect(axis.ticks == [0, 1000, 2000, 3000, 4000])
         #expect(SVGChart.barAxis(minValue: 0.2, maxValue: 0.9, yMax: 1).ticks == [0, 0.2, 0.4, 0.6, 0.8, 1])
-        #expect(SVGChart.barAxis(minValue: 3, maxValue: 7, yMax: .nan).hi == 8)
+        #expect(SVGChart.barAxis(minValue: 3, maxValue: 7.3, yMax: .nan).hi == 8)
     }
 
     @Test(arguments: [
-        (5.6, 900.0, [1, 10, 100, 1000], ["1", "10", "100", "1000"]),
+        (5.6, 900.0, [5, 10, 100, 1000], ["5", "10", "100", "1000"]),
+        (0.0031, 0.9, [0.002, 0.01, 0.1, 1], ["0.002", "0.01", "0.1", "1"]),
         (5.6, 40.0, [5, 10, 20, 50], ["5", "10", "20", "50"]),
         (5.6, 9.0, [5, 6, 7, 8, 9, 10], ["5", "6", "7", "8", "9", "10"]),
         (0.003, 0.04, [0.002, 0.005, 0.01, 0.02, 0.05], ["0.002", "0.005", "0.01", "0.02", "0.05"]),
@@ -229,17 +230,50 @@ import Testing
     /// Writes sample charts for eyeballing when `PRUNE_SVG_SAMPLES` names a directory.
     @Test func writeSamplesWhenAsked() throws {
         guard let dir = ProcessInfo.processInfo.environment["PRUNE_SVG_SAMPLES"] else { return }
-        let loss = (0...400).map { i in (x: Double(i), y: 2.2 + 4 * exp(-Double(i) / 60) + 0.05 * sin(Double(i))) }
-        let loss2 = loss.map { (x: $0.x, y: $0.y * 1.08) }
-        let samples = [
-            ("bars", barChart()), ("lines", lineChart()), ("lines-log", lineChart(logY: true)),
-            ("loss", SVGChart.lines(title: "Fine-tuning loss after 50% pruning", series: [
-                ChartSeries(name: "train", points: loss), ChartSeries(name: "eval", points: loss2),
-            ], xLabel: "step", yLabel: "cross-entropy (nats)")),
-            ("empty", SVGChart.lines(title: "Nothing here", series: [], xLabel: "x", yLabel: "y")),
-        ]
+        var samples: [(String, String)] = [("bars", barChart()), ("lines", lineChart()),
+                                           ("lines-log", lineChart(logY: true))]
+        samples.append(("loss", lossChart()))
+        samples.append(("empty", SVGChart.lines(title: "Nothing here", series: [], xLabel: "x", yLabel: "y")))
+        samples.append(("bars-crowded", crowdedBars()))
+        samples.append(("lines-many", manyLines()))
         for (name, svg) in samples {
             try svg.write(toFile: dir + "/\(name).svg", atomically: true, encoding: .utf8)
         }
+    }
+
+    func lossChart() -> String {
+        var train: [(x: Double, y: Double)] = []
+        for i in 0...400 {
+            let t = Double(i)
+            train.append((t, 2.2 + 4 * exp(-t / 60) + 0.05 * sin(t)))
+        }
+        let eval = train.map { (x: $0.x, y: $0.y * 1.08) }
+        return SVGChart.lines(title: "Fine-tuning loss after 50% pruning",
+                              series: [ChartSeries(name: "train", points: train), ChartSeries(name: "eval", points: eval)],
+                              xLabel: "step", yLabel: "cross-entropy (nats)")
+    }
+
+    func crowdedBars() -> String {
+        let names = ["attention heads kept", "MLP channels kept", "embedding dims kept"]
+        var series: [(name: String, values: [Double])] = []
+        for (j, name) in names.enumerated() {
+            let values = (0..<80).map { (i: Int) -> Double in 40 + 30 * sin(Double(i + 10 * j) / 9) }
+            series.append((name, values))
+        }
+        return SVGChart.groupedBars(
+            title: "Structured pruning of an 80-layer model with a rather long title that must be cut somewhere",
+            categories: (0..<80).map { "L\($0)" }, series: series, yLabel: "kept (count)", xLabel: "layer")
+    }
+
+    func manyLines() -> String {
+        var series: [ChartSeries] = []
+        for j in 0..<10 {
+            let points = (0...8).map { (i: Int) -> (x: Double, y: Double) in
+                (Double(i) / 10, 6 * exp(Double(i * (j + 1)) / 12))
+            }
+            series.append(ChartSeries(name: "criterion-\(j)", points: points))
+        }
+        return SVGChart.lines(title: "Ten criteria <& friends>", series: series, xLabel: "sparsity",
+                              yLabel: "perplexity", logY: true, width: 900, height: 500)
     }
 }

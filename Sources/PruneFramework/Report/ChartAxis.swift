@@ -97,29 +97,33 @@ struct ChartAxis: Equatable {
 
     /// A base-10 log axis covering `lo...hi` (both must be > 0), widened to 1-2-5 × 10^k values.
     ///
-    /// Over about two decades the ticks are powers of ten (every n-th when there are many);
-    /// within them, 1-2-5 values; when that leaves fewer than three ticks, linear 1-2-5 steps.
+    /// Over more than two decades the ticks are the powers of ten inside the domain plus its
+    /// ends (over more than six, every n-th power, with the domain widened to powers of ten);
+    /// over fewer, the 1-2-5 values inside; when that leaves fewer than three, linear 1-2-5 steps.
     static func log(_ lo: Double, _ hi: Double) -> ChartAxis {
         var (a, b) = (min(lo, hi), max(lo, hi))
         if !(a > 0 && a.isFinite && b.isFinite) { (a, b) = (1, 10) }
         if b / a < 1.01 { a /= 2; b *= 2 }
         let decadeLo = Int(log10(a).rounded(.down)), decadeHi = Int(log10(b).rounded(.up))
-        if decadeHi - decadeLo > 2 {
-            let stride = max(1, Int((Double(decadeHi - decadeLo) / 6).rounded(.up)))
-            var ticks: [Double] = [], labels: [String] = []
-            for k in decadeLo...decadeHi where (k - decadeLo) % stride == 0 {
-                ticks.append(pow(10, Double(k))); labels.append(logLabel(1, k))
-            }
-            return ChartAxis(lo: pow(10, Double(decadeLo)), hi: pow(10, Double(decadeHi)),
-                             ticks: ticks, labels: labels, isLog: true)
+        if decadeHi - decadeLo > 6 {
+            let stride = Int((Double(decadeHi - decadeLo) / 6).rounded(.up))
+            let ks = Swift.stride(from: decadeLo, through: decadeHi + stride - 1, by: stride)
+            let ticks = ks.map { pow(10, Double($0)) }
+            return ChartAxis(lo: ticks.first ?? 1, hi: ticks.last ?? 10, ticks: ticks,
+                             labels: ks.map { logLabel(1, $0) }, isLog: true)
         }
-        var candidates: [(value: Double, label: String)] = []
+        var candidates: [(value: Double, isPower: Bool, label: String)] = []
         for k in (decadeLo - 1)...decadeHi {
-            for m in [1.0, 2, 5] { candidates.append((m * pow(10, Double(k)), logLabel(m, k))) }
+            for m in [1.0, 2, 5] { candidates.append((m * pow(10, Double(k)), m == 1, logLabel(m, k))) }
         }
         let domainLo = candidates.last { $0.value <= a * (1 + 1e-12) }?.value ?? a
         let domainHi = candidates.first { $0.value >= b * (1 - 1e-12) }?.value ?? b
-        let inside = candidates.filter { $0.value >= domainLo * (1 - 1e-12) && $0.value <= domainHi * (1 + 1e-12) }
+        var inside = candidates.filter { $0.value >= domainLo * (1 - 1e-12) && $0.value <= domainHi * (1 + 1e-12) }
+        if log10(domainHi / domainLo) > 2.01 {
+            inside = inside.enumerated().filter { i, c in
+                i == 0 || i == inside.count - 1 || c.isPower
+            }.map(\.element)
+        }
         if inside.count >= 3 {
             return ChartAxis(lo: domainLo, hi: domainHi, ticks: inside.map(\.value),
                              labels: inside.map(\.label), isLog: true)

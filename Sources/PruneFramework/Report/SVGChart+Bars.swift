@@ -52,6 +52,7 @@ extension SVGChart {
         let groupWidth = layout.plotWidth / Double(categories.count)
         let fill = series.count == 1 ? 0.7 : 0.82
         let barWidth = groupWidth * fill / Double(series.count)
+        let gap = min(1, barWidth * 0.15)  // a hairline between neighbouring bars
         let clamp = { (v: Double) in min(max(v, axis.lo), axis.hi) }
         let baseY = layout.y(axis.fraction(clamp(0)))
         for (j, s) in series.enumerated() {
@@ -60,7 +61,7 @@ extension SVGChart {
                     + Double(j) * barWidth
                 let y = layout.y(axis.fraction(clamp(value)))
                 let tip = "\(s.name), \(categories[i]): \(valueLabel(value))"
-                svg.rect(x, min(y, baseY), barWidth, abs(baseY - y), fill: colour(j), title: tip)
+                svg.rect(x + gap / 2, min(y, baseY), barWidth - gap, abs(baseY - y), fill: colour(j), title: tip)
             }
         }
     }

@@ -51,7 +51,9 @@ extension SVGChart {
         drawAxisLabels(&svg, layout, xLabel: xLabel, yLabel: yLabel)
         drawLegend(&svg, layout, names: names) { svg, index, x, cy in
             drawPolyline(&svg, [(x, cy), (x + legendSwatch, cy)], index: index)
-            drawMarker(&svg, index: index, x: x + legendSwatch / 2, y: cy, title: nil)
+            if kept[index].count <= markerLimit {
+                drawMarker(&svg, index: index, x: x + legendSwatch / 2, y: cy, title: nil)
+            }
         }
         return svg.document(width: width, height: height, title: title)
     }

@@ -115,7 +115,7 @@ public final class PruneRun {
         var outputs: [String] = []
         let final = model
         try timed("write outputs to \(outputDir)") {
-            outputs = try writeOutputs(final, source: file)
+            outputs = try writeOutputs(final, original: model0.config, source: file)
         }
         // Evaluate the model as written (weights rounded to the output dtype), so `prune eval` on the
         // exported file reproduces ppl_after.
@@ -138,8 +138,10 @@ public final class PruneRun {
         return report
     }
 
-    func writeOutputs(_ model: Transformer, source: GGUFFile) throws -> [String] {
+    func writeOutputs(_ model: Transformer, original: ModelConfig, source: GGUFFile) throws -> [String] {
         var out: [String] = []
+        try writeAtomically(Data(sparsityChart(before: original, after: model.config).utf8), to: outputDir + "/sparsity.svg")
+        out.append("sparsity.svg")
         let base = ((recipe.model as NSString).lastPathComponent as NSString).deletingPathExtension
         if recipe.output.formats.contains("gguf") {
             let name = "\(base).pruned.\(recipe.output.dtype).gguf"
@@ -154,6 +156,21 @@ public final class PruneRun {
         try writeAtomically(try resolvedRecipeJSON(), to: outputDir + "/recipe.resolved.json")
         out.append("recipe.resolved.json")
         return out
+    }
+
+    /// Kept fraction per layer of query heads, KV heads and MLP channels. After block removal the
+    /// surviving layers are compared with the widest original layer.
+    func sparsityChart(before: ModelConfig, after: ModelConfig) -> String {
+        let same = before.nLayers == after.nLayers
+        func ref(_ a: [Int], _ l: Int) -> Double { Double(same ? a[l] : (a.max() ?? 1)) }
+        let layers = 0..<after.nLayers
+        return SVGChart.groupedBars(
+            title: "Kept fraction per layer (\(after.nLayers) of \(before.nLayers) layers, hidden \(after.hiddenSize)/\(before.hiddenSize))",
+            categories: layers.map(String.init),
+            series: [("query heads", layers.map { Double(after.nHead[$0]) / ref(before.nHead, $0) }),
+                     ("KV heads", layers.map { Double(after.nKVHead[$0]) / ref(before.nKVHead, $0) }),
+                     ("MLP channels", layers.map { Double(after.ffnDim[$0]) / ref(before.ffnDim, $0) })],
+            yLabel: "fraction kept", xLabel: "layer", yMax: 1)
     }
 
     /// The recipe with every default filled in.

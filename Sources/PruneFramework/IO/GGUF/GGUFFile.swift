@@ -4,21 +4,37 @@ import Foundation
 ///
 /// Layout, all little-endian:
 /// 1. magic: 4 bytes `GGUF`
-/// 2. version: u32 (2 or 3; 1 used u32 counts and is rejected)
+/// 2. version: u32 (2 or 3; version 1 used u32 counts and is rejected)
 /// 3. tensor_count: u64
 /// 4. metadata_kv_count: u64
-/// 5. metadata_kv_count pairs: key (u64 length + UTF-8 bytes), value type (u32), value:
-///    integers/floats/bool by width, string as u64 length + bytes,
-///    array as element type (u32) + count (u64) + elements (arrays may nest)
-/// 6. tensor_count infos: name (string), n_dims (u32), dims (n_dims × u64, innermost first),
-///    type (u32, ggml type id), offset (u64, relative to the data section, aligned)
-/// 7. padding to `general.alignment` (default 32)
-/// 8. the data section: each tensor's bytes at its offset
+/// 5. metadata_kv_count pairs, each:
+///    1. key: string (u64 byte length, then UTF-8 bytes, no terminator)
+///    2. value type: u32 (0 u8, 1 i8, 2 u16, 3 i16, 4 u32, 5 i32, 6 f32, 7 bool, 8 string,
+///       9 array, 10 u64, 11 i64, 12 f64)
+///    3. value: integers and floats by width, bool as one byte 0/1, string as above, array as
+///       element type (u32), count (u64), then the elements (arrays may nest)
+/// 6. tensor_count tensor infos, each:
+///    1. name: string
+///    2. n_dims: u32
+///    3. dims: n_dims × u64, innermost (contiguous) first
+///    4. type: u32, a ggml type id (`GGMLType`)
+///    5. offset: u64, relative to the data section, a multiple of the alignment
+/// 7. zero padding up to a multiple of `general.alignment` (a u32 key; 32 when absent)
+/// 8. the data section: each tensor's bytes at its offset, rows of whole blocks
+///
+/// Every count and length read from the file is capped (by a fixed limit and by the bytes left)
+/// before anything is allocated for it; every failure is a `PruneError` naming the file, the
+/// field and its byte offset.
 public final class GGUFFile: @unchecked Sendable {
+    /// The path the file was opened from.
     public let path: String
+    /// The GGUF version (2 or 3).
     public let version: UInt32
+    /// Metadata in file order.
     public let metadata: [(key: String, value: GGUFValue)]
+    /// Tensor infos in file order, with absolute offsets.
     public let tensors: [GGUFTensorInfo]
+    /// The data alignment in bytes (`general.alignment`, 32 when absent).
     public let alignment: Int
     /// Absolute byte offset of the data section.
     public let dataOffset: Int
@@ -26,124 +42,97 @@ public final class GGUFFile: @unchecked Sendable {
     private let keyIndex: [String: Int]
     private let tensorIndex: [String: Int]
 
-    // Caps on counts read from a file (anything larger is corruption, not a model).
+    // Caps on what a file may declare (anything larger is corruption, not a model).
     static let maxTensors = 1 << 20
     static let maxKeys = 1 << 20
+    static let maxKeyBytes = 1 << 16
     static let maxDims = 8
     static let maxNesting = 8
+    static let maxElements = 1 << 42
+    static let maxAlignment = 1 << 16
+    static let defaultAlignment = 32
+    /// The smallest tensor info: empty name (8), n_dims (4), one dim (8), type (4), offset (8).
+    static let minTensorInfoBytes = 32
+    /// The smallest key-value pair: empty key (8), type (4), one byte of value.
+    static let minKeyValueBytes = 13
 
+    /// Opens and memory-maps `path`, reading and checking its header, metadata and tensor table.
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)
-        let name = (path as NSString).lastPathComponent
-        var r = ByteReader(file.bytes, source: "GGUF file '\(name)'")
+        var r = ByteReader(file.bytes, source: "GGUF file '\(path)'")
+        let (version, tensorCount, kvCount) = try Self.readHeader(&r)
+        self.version = version
+        let (meta, keys) = try Self.readMetadata(&r, count: kvCount)
+        metadata = meta
+        keyIndex = keys
+        alignment = try Self.alignment(meta, keys, source: r.source)
+        let (infos, names) = try Self.readTensorInfos(&r, count: tensorCount, alignment: alignment)
+        tensorIndex = names
+        dataOffset = (r.offset + alignment - 1) / alignment * alignment
+        tensors = try Self.place(infos, dataOffset: dataOffset, fileSize: file.bytes.count, source: r.source)
+    }
+
+    /// Reads fields 1–4 and returns (version, tensor_count, metadata_kv_count).
+    static func readHeader(_ r: inout ByteReader) throws -> (UInt32, Int, Int) {
         let src = r.source
-        guard file.bytes.count >= 4 else {
-            throw PruneError(.badFormat, "\(src): \(file.bytes.count) bytes is too short for a GGUF header (magic 'GGUF' expected)")
+        guard r.remaining >= 4 else {
+            throw PruneError(.badFormat, "\(src): the file has \(r.remaining) bytes, too few for the 4-byte magic 'GGUF': not a GGUF file")
         }
         let magic = try r.read(UInt32.self, "magic")
         guard magic == 0x4655_4747 else {
-            let shown = withUnsafeBytes(of: magic.littleEndian) { b in b.map { (32..<127).contains($0) ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }.joined() }
+            let shown = withUnsafeBytes(of: magic.littleEndian) { b in
+                b.map { (32..<127).contains($0) ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }.joined()
+            }
             throw PruneError(.badFormat, "\(src): bad magic '\(shown)' at byte offset 0, expected 'GGUF': not a GGUF file")
         }
-        version = try r.read(UInt32.self, "version")
+        let version = try r.read(UInt32.self, "version")
         guard version == 2 || version == 3 else {
-            throw PruneError(.unsupported, "\(src): GGUF version '\(version)' at byte offset 4 is not supported; supported: 2, 3")
+            let why: String
+            if version == 1 {
+                why = "version 1 (32-bit counts, 2023) is obsolete; convert the model again with a current llama.cpp"
+            } else if version.byteSwapped == 2 || version.byteSwapped == 3 {
+                why = "this is a big-endian GGUF file; only little-endian files are supported"
+            } else {
+                why = "supported versions: 2, 3"
+            }
+            throw PruneError(.unsupported, "\(src): GGUF version '\(version)' at byte offset 4 is not supported: \(why)")
         }
-        let tensorCount = try r.read(UInt64.self, "tensor_count")
-        guard tensorCount <= UInt64(Self.maxTensors) else {
-            throw PruneError(.outOfRange, "\(src): tensor_count '\(tensorCount)' at byte offset 8 exceeds the limit \(Self.maxTensors)")
-        }
-        let kvCount = try r.read(UInt64.self, "metadata_kv_count")
-        guard kvCount <= UInt64(Self.maxKeys), kvCount <= UInt64(r.remaining / 12) else {
-            throw PruneError(.outOfRange, "\(src): metadata_kv_count '\(kvCount)' at byte offset 16 needs at least \(kvCount * 12) bytes but \(r.remaining) remain: the file is truncated or corrupt")
-        }
+        let tensors = try r.readCount("tensor_count", cap: maxTensors, minItemBytes: minTensorInfoBytes)
+        let keys = try r.readCount("metadata_kv_count", cap: maxKeys, minItemBytes: minKeyValueBytes)
+        return (version, tensors, keys)
+    }
+
+    /// Reads field 5: `count` key-value pairs, rejecting duplicate keys.
+    static func readMetadata(_ r: inout ByteReader, count: Int) throws -> ([(key: String, value: GGUFValue)], [String: Int]) {
         var meta: [(key: String, value: GGUFValue)] = []
         var keys: [String: Int] = [:]
-        for i in 0..<Int(kvCount) {
+        meta.reserveCapacity(count)
+        for i in 0..<count {
             let at = r.offset
-            let key = try r.readString("metadata key \(i)", cap: 1 << 16)
+            let key = try r.readString("metadata key \(i)", cap: maxKeyBytes)
             guard keys[key] == nil else {
-                throw PruneError(.badFormat, "\(src): duplicate metadata key '\(key)' at byte offset \(at)")
+                throw PruneError(.badFormat, "\(r.source): duplicate metadata key '\(key)' at byte offset \(at) (pair \(i)); each key may appear once")
             }
-            let tagAt = r.offset
-            let raw = try r.read(UInt32.self, "type of '\(key)'")
-            guard let tag = GGUFValue.Tag(rawValue: raw) else {
-                throw PruneError(.badFormat, "\(src): metadata '\(key)' has unknown value type '\(raw)' at byte offset \(tagAt); known: 0-12")
-            }
-            let value = try Self.readValue(&r, tag, key, depth: 0)
+            let tag = try readTag(&r, "metadata '\(key)'")
+            let value = try readValue(&r, tag, key, depth: 0)
             keys[key] = meta.count
             meta.append((key, value))
         }
-        metadata = meta
-        keyIndex = keys
-        let alignValue = keys["general.alignment"].map { meta[$0].value }
-        let align = alignValue?.int ?? 32
-        guard align > 0, align <= 1 << 16, align & (align - 1) == 0 else {
-            throw PruneError(.badFormat, "\(src): general.alignment '\(align)' must be a power of two up to 65536")
-        }
-        alignment = align
-
-        var infos: [GGUFTensorInfo] = []
-        var names: [String: Int] = [:]
-        infos.reserveCapacity(Int(tensorCount))
-        for i in 0..<Int(tensorCount) {
-            let at = r.offset
-            let tname = try r.readString("tensor \(i) name", cap: 1 << 16)
-            guard names[tname] == nil else {
-                throw PruneError(.badFormat, "\(src): duplicate tensor name '\(tname)' at byte offset \(at)")
-            }
-            let nd = try r.read(UInt32.self, "n_dims of '\(tname)'")
-            guard nd >= 1, nd <= UInt32(Self.maxDims) else {
-                throw PruneError(.outOfRange, "\(src): tensor '\(tname)' has n_dims '\(nd)' at byte offset \(r.offset - 4); allowed 1...\(Self.maxDims)")
-            }
-            var dims: [Int] = []
-            var elements = 1
-            for d in 0..<Int(nd) {
-                let v = try r.read(UInt64.self, "dim \(d) of '\(tname)'")
-                guard v >= 1, v <= UInt64(Int32.max) else {
-                    throw PruneError(.outOfRange, "\(src): tensor '\(tname)' dim \(d) = '\(v)' at byte offset \(r.offset - 8) is out of range")
-                }
-                let (p, o) = elements.multipliedReportingOverflow(by: Int(v))
-                guard !o, p <= 1 << 40 else {
-                    throw PruneError(.outOfRange, "\(src): tensor '\(tname)' has an absurd element count")
-                }
-                elements = p
-                dims.append(Int(v))
-            }
-            let typeAt = r.offset
-            let rawType = try r.read(UInt32.self, "type of '\(tname)'")
-            guard let type = GGMLType(rawValue: rawType) else {
-                throw PruneError(.unsupported, "\(src): tensor '\(tname)' has unknown ggml type '\(rawType)' at byte offset \(typeAt)")
-            }
-            let off = try r.read(UInt64.self, "offset of '\(tname)'")
-            let bytes: Int
-            do { bytes = try type.byteCount(elements: elements) } catch let e as PruneError {
-                throw PruneError(e.code, "\(src): tensor '\(tname)': \(e.message)")
-            }
-            guard off <= UInt64(file.bytes.count) else {
-                throw PruneError(.truncated, "\(src): tensor '\(tname)' offset '\(off)' is past the end of the file (\(file.bytes.count) bytes)")
-            }
-            guard Int(off) % align == 0 else {
-                throw PruneError(.badFormat, "\(src): tensor '\(tname)' offset '\(off)' is not a multiple of the alignment \(align)")
-            }
-            names[tname] = infos.count
-            infos.append(GGUFTensorInfo(name: tname, dims: dims, type: type, offset: Int(off), byteCount: bytes))
-        }
-        let dataStart = (r.offset + align - 1) / align * align
-        dataOffset = dataStart
-        // Make offsets absolute and check that every tensor lies inside the file.
-        let fileSize = file.bytes.count
-        tensors = try infos.map { t in
-            let abs = dataStart + t.offset
-            guard abs + t.byteCount <= fileSize else {
-                throw PruneError(.truncated, "\(src): tensor '\(t.name)' data at byte offset \(abs) runs past the end of the file (\(fileSize) bytes, \(t.byteCount) needed): the file is truncated; download it again")
-            }
-            return GGUFTensorInfo(name: t.name, dims: t.dims, type: t.type, offset: abs, byteCount: t.byteCount)
-        }
-        tensorIndex = names
+        return (meta, keys)
     }
 
+    /// Reads a u32 value type id.
+    static func readTag(_ r: inout ByteReader, _ field: String) throws -> GGUFValue.Tag {
+        let at = r.offset
+        let raw = try r.read(UInt32.self, field)
+        guard let tag = GGUFValue.Tag(rawValue: raw) else {
+            throw PruneError(.badFormat, "\(r.source): unknown value type '\(raw)' for \(field) at byte offset \(at); known: 0-12 (u8, i8, u16, i16, u32, i32, f32, bool, string, array, u64, i64, f64)")
+        }
+        return tag
+    }
+
+    /// Reads one value of type `tag`; `key` names it in errors.
     static func readValue(_ r: inout ByteReader, _ tag: GGUFValue.Tag, _ key: String, depth: Int) throws -> GGUFValue {
         switch tag {
         case .uint8: return .uint8(try r.read(UInt8.self, key))
@@ -159,37 +148,122 @@ public final class GGUFFile: @unchecked Sendable {
         case .bool:
             let at = r.offset
             let b = try r.read(UInt8.self, key)
-            guard b <= 1 else { throw PruneError(.badFormat, "\(r.source): metadata '\(key)' bool at byte offset \(at) is '\(b)', expected 0 or 1") }
+            guard b <= 1 else {
+                throw PruneError(.badFormat, "\(r.source): metadata '\(key)' is a bool of value '\(b)' at byte offset \(at); a bool is 0 or 1")
+            }
             return .bool(b == 1)
         case .string: return .string(try r.readString(key))
-        case .array:
-            guard depth < maxNesting else {
-                throw PruneError(.outOfRange, "\(r.source): metadata '\(key)' nests arrays deeper than \(maxNesting) at byte offset \(r.offset)")
-            }
-            let at = r.offset
-            let raw = try r.read(UInt32.self, "\(key) element type")
-            guard let et = GGUFValue.Tag(rawValue: raw) else {
-                throw PruneError(.badFormat, "\(r.source): metadata '\(key)' array has unknown element type '\(raw)' at byte offset \(at)")
-            }
-            let count = try r.read(UInt64.self, "\(key) array count")
-            // Every element takes at least one byte, so a count above the bytes left is corruption.
-            guard count <= UInt64(r.remaining) else {
-                throw PruneError(.outOfRange, "\(r.source): metadata '\(key)' array count '\(count)' at byte offset \(at + 4) exceeds the \(r.remaining) bytes left")
-            }
-            var out: [GGUFValue] = []
-            out.reserveCapacity(Int(count))
-            for _ in 0..<Int(count) { out.append(try readValue(&r, et, key, depth: depth + 1)) }
-            return .array(out)
+        case .array: return try readArray(&r, key, depth: depth)
         }
     }
 
+    /// Reads an array: element type, count (capped by the bytes left), elements.
+    static func readArray(_ r: inout ByteReader, _ key: String, depth: Int) throws -> GGUFValue {
+        guard depth < maxNesting else {
+            throw PruneError(.outOfRange, "\(r.source): metadata '\(key)' nests arrays deeper than \(maxNesting) levels at byte offset \(r.offset): the file is corrupt")
+        }
+        let et = try readTag(&r, "the elements of array '\(key)'")
+        let count = try r.readCount("array count of '\(key)'", cap: Int.max, minItemBytes: et.minBytes)
+        var out: [GGUFValue] = []
+        out.reserveCapacity(count)
+        for _ in 0..<count { out.append(try readValue(&r, et, key, depth: depth + 1)) }
+        return .array(out)
+    }
+
+    /// The alignment from `general.alignment`: an integer power of two up to 65536.
+    static func alignment(_ meta: [(key: String, value: GGUFValue)], _ keys: [String: Int], source: String) throws -> Int {
+        guard let i = keys["general.alignment"] else { return defaultAlignment }
+        let v = meta[i].value
+        guard let a = v.int, a > 0, a <= maxAlignment, a & (a - 1) == 0 else {
+            throw PruneError(.badFormat, "\(source): metadata 'general.alignment' is '\(v.int.map(String.init) ?? "\(v)")' (\(v.typeName)); it must be an integer power of two from 1 to \(maxAlignment), usually 32")
+        }
+        return a
+    }
+
+    /// Reads field 6; offsets stay relative to the data section.
+    static func readTensorInfos(_ r: inout ByteReader, count: Int, alignment: Int) throws -> ([GGUFTensorInfo], [String: Int]) {
+        guard count <= r.remaining / minTensorInfoBytes else {
+            throw PruneError(.truncated, "\(r.source): tensor_count '\(count)' needs at least \(count * minTensorInfoBytes) bytes of tensor infos from byte offset \(r.offset) but only \(r.remaining) remain: the file is truncated or corrupt")
+        }
+        var infos: [GGUFTensorInfo] = []
+        var names: [String: Int] = [:]
+        infos.reserveCapacity(count)
+        for i in 0..<count {
+            let at = r.offset
+            let name = try r.readString("tensor \(i) name", cap: maxKeyBytes)
+            guard names[name] == nil else {
+                throw PruneError(.badFormat, "\(r.source): duplicate tensor name '\(name)' at byte offset \(at) (tensor \(i)); each tensor name may appear once")
+            }
+            let info = try readTensorInfo(&r, name: name, alignment: alignment)
+            names[name] = infos.count
+            infos.append(info)
+        }
+        return (infos, names)
+    }
+
+    /// Reads fields 6.2–6.5 of the tensor `name`.
+    static func readTensorInfo(_ r: inout ByteReader, name: String, alignment: Int) throws -> GGUFTensorInfo {
+        let src = r.source
+        let nd = try r.read(UInt32.self, "n_dims of '\(name)'")
+        guard nd >= 1, nd <= UInt32(maxDims) else {
+            throw PruneError(.outOfRange, "\(src): tensor '\(name)' has n_dims '\(nd)' at byte offset \(r.offset - 4); allowed 1 to \(maxDims)")
+        }
+        var dims: [Int] = []
+        var elements = 1
+        for d in 0..<Int(nd) {
+            let v = try r.read(UInt64.self, "dim \(d) of '\(name)'")
+            guard v >= 1, v <= UInt64(maxElements) else {
+                throw PruneError(.outOfRange, "\(src): tensor '\(name)' dim \(d) is '\(v)' at byte offset \(r.offset - 8); a dimension must be from 1 to \(maxElements)")
+            }
+            let (p, o) = elements.multipliedReportingOverflow(by: Int(v))
+            guard !o, p <= maxElements else {
+                throw PruneError(.outOfRange, "\(src): tensor '\(name)' dims \(dims + [Int(v)]) (ending at byte offset \(r.offset)) hold more than \(maxElements) elements: the file is corrupt")
+            }
+            elements = p
+            dims.append(Int(v))
+        }
+        let typeAt = r.offset
+        let rawType = try r.read(UInt32.self, "type of '\(name)'")
+        guard let type = GGMLType(rawValue: rawType) else {
+            throw PruneError(.unsupported, "\(src): tensor '\(name)' has unknown ggml type '\(rawType)' at byte offset \(typeAt); \(GGMLType.unknownReason(rawType))")
+        }
+        guard dims[0] % type.blockSize == 0 else {
+            throw PruneError(.badFormat, "\(src): tensor '\(name)' of type \(type.name) has rows of '\(dims[0])' values (dim 0, byte offset \(typeAt - 8 * Int(nd))), not a multiple of its \(type.blockSize)-value block")
+        }
+        let bytes = try type.byteCount(elements: elements)
+        let offAt = r.offset
+        let off = try r.read(UInt64.self, "offset of '\(name)'")
+        guard off <= UInt64(r.bytes.count) else {
+            throw PruneError(.truncated, "\(src): tensor '\(name)' has data offset '\(off)' (field at byte offset \(offAt)), past the end of the file (\(r.bytes.count) bytes): the file is truncated or corrupt")
+        }
+        guard Int(off) % alignment == 0 else {
+            throw PruneError(.badFormat, "\(src): tensor '\(name)' has data offset '\(off)' (field at byte offset \(offAt)), not a multiple of the alignment \(alignment)")
+        }
+        return GGUFTensorInfo(name: name, dims: dims, type: type, offset: Int(off), byteCount: bytes)
+    }
+
+    /// Makes offsets absolute and checks that every tensor's bytes lie inside the file.
+    static func place(_ infos: [GGUFTensorInfo], dataOffset: Int, fileSize: Int, source: String) throws -> [GGUFTensorInfo] {
+        try infos.map { t in
+            let abs = dataOffset + t.offset
+            guard abs <= fileSize, t.byteCount <= fileSize - abs else {
+                throw PruneError(.truncated, "\(source): tensor '\(t.name)' data at byte offset \(abs) (\(t.byteCount) bytes of \(t.type.name)) runs past the end of the file (\(fileSize) bytes): the file is truncated; download or convert it again")
+            }
+            return GGUFTensorInfo(name: t.name, dims: t.dims, type: t.type, offset: abs, byteCount: t.byteCount)
+        }
+    }
+
+    /// The metadata value of `key`.
     public subscript(key: String) -> GGUFValue? { keyIndex[key].map { metadata[$0].value } }
 
+    /// The tensor called `name`.
     public func tensor(named name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
 
     /// The tensor's raw bytes; valid while this GGUFFile lives.
     public func rawBytes(_ info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: file.bytes[info.offset..<(info.offset + info.byteCount)])
+        precondition(info.offset >= 0 && info.byteCount >= 0 && info.offset <= file.bytes.count - info.byteCount,
+                     "tensor info '\(info.name)' does not belong to GGUF file '\(path)'")
+        return UnsafeRawBufferPointer(rebasing: file.bytes[info.offset..<(info.offset + info.byteCount)])
     }
 
     /// The tensor as row-major f32.
@@ -199,15 +273,16 @@ public final class GGUFFile: @unchecked Sendable {
         return out
     }
 
-    /// Dequantises the tensor into `into` (which must hold exactly its element count).
+    /// Dequantises the tensor into `into`, which must hold exactly its element count.
     public func dequantize(_ info: GGUFTensorInfo, into: UnsafeMutableBufferPointer<Float>) throws {
         guard into.count == info.elementCount else {
-            throw PruneError(.shapeMismatch, "GGUF tensor '\(info.name)': destination holds \(into.count) values, the tensor has \(info.elementCount)")
+            throw PruneError(.shapeMismatch, "GGUF file '\(path)': tensor '\(info.name)' has \(info.elementCount) values but the destination holds \(into.count)")
         }
+        guard let dst = into.baseAddress else { return }
         do {
-            try PruneFramework.dequantize(info.type, rawBytes(info), count: info.elementCount, into: into.baseAddress!)
+            try PruneFramework.dequantize(info.type, rawBytes(info), count: info.elementCount, into: dst)
         } catch let e as PruneError {
-            throw PruneError(e.code, "GGUF file '\((path as NSString).lastPathComponent)': tensor '\(info.name)': \(e.message)")
+            throw PruneError(e.code, "GGUF file '\(path)': tensor '\(info.name)': \(e.message)")
         }
     }
 }
@@ -220,9 +295,11 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     public let type: GGMLType
     /// Absolute byte offset in the file.
     public let offset: Int
+    /// Bytes of data.
     public let byteCount: Int
 
     /// Row-major shape, outermost first.
     public var shape: [Int] { dims.reversed() }
+    /// The number of elements.
     public var elementCount: Int { dims.reduce(1, *) }
 }

@@ -1,9 +1,20 @@
 import Foundation
 
 /// Builds a GGUF version 3 file (layout in GGUFFile.swift) and writes it atomically.
+///
+/// Tensors are encoded when added, so the writer holds the encoded bytes, not the f32 values.
+/// Output follows what llama.cpp's loader demands: tensor names under 64 bytes, at most 4
+/// dimensions, rows of whole blocks, tensors packed in insertion order at aligned offsets,
+/// and `general.alignment` (when written) equal to the alignment actually used.
 public struct GGUFWriter {
     private var metadata: [(key: String, value: GGUFValue)] = []
     private var tensors: [(name: String, dims: [Int], type: GGMLType, bytes: [UInt8])] = []
+    private var tensorNames: Set<String> = []
+
+    /// llama.cpp's `GGML_MAX_NAME` (64, including the terminating NUL).
+    static let maxNameBytes = 63
+    /// llama.cpp's `GGML_MAX_DIMS`.
+    static let maxDims = 4
 
     public init() {}
 
@@ -17,76 +28,73 @@ public struct GGUFWriter {
     }
 
     /// Adds a tensor; `shape` is row-major (outermost first) and is stored innermost first.
+    ///
+    /// `type` is `.f32`, `.f16`, `.bf16` or `.q8_0`; the row length (`shape.last`) must be a
+    /// multiple of the type's block size (32 for Q8_0).
     public mutating func addTensor(name: String, shape: [Int], data: [Float], type: GGMLType) throws {
-        guard !tensors.contains(where: { $0.name == name }) else {
-            throw PruneError(.badFormat, "GGUF writer: tensor '\(name)' was added twice")
+        let what = "GGUF writer: tensor '\(name)'"
+        guard !tensorNames.contains(name) else { throw PruneError(.invalidArgument, "\(what) was added twice; tensor names must be unique") }
+        guard !name.isEmpty, name.utf8.count <= Self.maxNameBytes else {
+            throw PruneError(.invalidArgument, "\(what) has a name of \(name.utf8.count) bytes; llama.cpp accepts 1 to \(Self.maxNameBytes)")
         }
-        guard shape.reduce(1, *) == data.count, !shape.isEmpty else {
-            throw PruneError(.shapeMismatch, "GGUF writer: tensor '\(name)' has \(data.count) values, shape \(shape) needs \(shape.reduce(1, *))")
+        guard (1...Self.maxDims).contains(shape.count), shape.allSatisfy({ $0 >= 1 }) else {
+            throw PruneError(.shapeMismatch, "\(what) has shape '\(shape)'; a GGUF tensor has 1 to \(Self.maxDims) dimensions, each at least 1")
         }
-        if type.blockSize > 1, let inner = shape.last, inner % type.blockSize != 0 {
-            throw PruneError(.shapeMismatch, "GGUF writer: tensor '\(name)' rows of \(inner) are not a multiple of \(type.name)'s block of \(type.blockSize); use f16 or f32")
+        var elements = 1
+        for d in shape {
+            let (p, o) = elements.multipliedReportingOverflow(by: d)
+            guard !o else { throw PruneError(.shapeMismatch, "\(what) has shape '\(shape)', too many elements to address") }
+            elements = p
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(try type.byteCount(elements: data.count))
-        try data.withUnsafeBufferPointer { try quantize(type, $0, into: &bytes) }
+        guard elements == data.count else {
+            throw PruneError(.shapeMismatch, "\(what) has \(data.count) values but shape \(shape) needs \(elements)")
+        }
+        if let inner = shape.last, inner % type.blockSize != 0 {
+            throw PruneError(.shapeMismatch, "\(what) has rows of '\(inner)' values, not a multiple of \(type.name)'s block of \(type.blockSize); use f16 or f32 for it")
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try data.withUnsafeBufferPointer { try quantize(type, $0) }
+        } catch let e as PruneError {
+            throw PruneError(e.code, "\(what): \(e.message)")
+        }
+        tensorNames.insert(name)
         tensors.append((name, shape.reversed(), type, bytes))
     }
 
-    /// The complete file contents.
-    public func encoded(alignment: Int = 32) -> Data {
-        var out = Data()
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func str(_ s: String) { u64(UInt64(s.utf8.count)); out.append(contentsOf: Array(s.utf8)) }
-        func value(_ v: GGUFValue) {
-            switch v {
-            case .uint8(let x): out.append(x)
-            case .int8(let x): out.append(UInt8(bitPattern: x))
-            case .uint16(let x): withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) }
-            case .int16(let x): withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) }
-            case .uint32(let x): u32(x)
-            case .int32(let x): u32(UInt32(bitPattern: x))
-            case .uint64(let x): u64(x)
-            case .int64(let x): u64(UInt64(bitPattern: x))
-            case .float32(let x): u32(x.bitPattern)
-            case .float64(let x): u64(x.bitPattern)
-            case .bool(let x): out.append(x ? 1 : 0)
-            case .string(let s): str(s)
-            case .array(let a):
-                // An empty array is written with element type uint8.
-                u32((a.first?.tag ?? .uint8).rawValue)
-                u64(UInt64(a.count))
-                a.forEach(value)
-            }
+    /// The complete file contents with tensors at multiples of `alignment` bytes.
+    public func encoded(alignment: Int = 32) throws -> Data {
+        guard alignment > 0, alignment <= GGUFFile.maxAlignment, alignment & (alignment - 1) == 0 else {
+            throw PruneError(.invalidArgument, "GGUF writer: alignment '\(alignment)' must be a power of two from 1 to \(GGUFFile.maxAlignment)")
         }
-        out.append(contentsOf: Array("GGUF".utf8))
-        u32(3)
-        u64(UInt64(tensors.count))
         var meta = metadata
-        if alignment != 32 && !meta.contains(where: { $0.key == "general.alignment" }) {
+        if let i = meta.firstIndex(where: { $0.key == "general.alignment" }) {
+            meta[i].value = .uint32(UInt32(alignment))
+        } else if alignment != GGUFFile.defaultAlignment {
             meta.append(("general.alignment", .uint32(UInt32(alignment))))
         }
-        u64(UInt64(meta.count))
-        for (k, v) in meta {
-            str(k)
-            u32(v.tag.rawValue)
-            value(v)
+        for (key, value) in meta { try Self.checkHomogeneous(value, key: key) }
+        var out = Data()
+        out.append(contentsOf: Array("GGUF".utf8))
+        Self.put(&out, UInt32(3))
+        Self.put(&out, UInt64(tensors.count))
+        Self.put(&out, UInt64(meta.count))
+        for (key, value) in meta {
+            Self.put(&out, key)
+            Self.put(&out, value.tag.rawValue)
+            Self.put(&out, value)
         }
         var offset = 0
-        var offsets: [Int] = []
         for t in tensors {
-            offsets.append(offset)
+            Self.put(&out, t.name)
+            Self.put(&out, UInt32(t.dims.count))
+            for d in t.dims { Self.put(&out, UInt64(d)) }
+            Self.put(&out, t.type.rawValue)
+            Self.put(&out, UInt64(offset))
             offset = (offset + t.bytes.count + alignment - 1) / alignment * alignment
         }
-        for (t, off) in zip(tensors, offsets) {
-            str(t.name)
-            u32(UInt32(t.dims.count))
-            t.dims.forEach { u64(UInt64($0)) }
-            u32(t.type.rawValue)
-            u64(UInt64(off))
-        }
-        func pad() { while out.count % alignment != 0 { out.append(0) } }
+        out.reserveCapacity(out.count + alignment + offset)
+        func pad() { out.append(contentsOf: [UInt8](repeating: 0, count: (alignment - out.count % alignment) % alignment)) }
         pad()
         for t in tensors {
             out.append(contentsOf: t.bytes)
@@ -95,11 +103,49 @@ public struct GGUFWriter {
         return out
     }
 
-    /// Writes GGUF v3 to `path` through a temporary file and a rename.
+    /// Writes GGUF v3 to `path` through a temporary file in the same directory and a rename.
     public func write(to path: String, alignment: Int = 32) throws {
-        guard alignment > 0, alignment & (alignment - 1) == 0 else {
-            throw PruneError(.invalidArgument, "GGUF writer: alignment '\(alignment)' must be a power of two")
-        }
         try writeAtomically(encoded(alignment: alignment), to: path)
+    }
+
+    /// Throws when an array (at any depth) mixes element types, which GGUF cannot store.
+    static func checkHomogeneous(_ v: GGUFValue, key: String) throws {
+        guard case .array(let a) = v, let first = a.first else { return }
+        if let i = a.firstIndex(where: { $0.tag != first.tag }) {
+            throw PruneError(.invalidArgument, "GGUF writer: metadata '\(key)' is an array of \(first.typeName) whose element \(i) is a \(a[i].typeName); GGUF arrays hold one element type")
+        }
+        for e in a { try checkHomogeneous(e, key: key) }
+    }
+
+    static func put<T: FixedWidthInteger>(_ out: inout Data, _ v: T) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    static func put(_ out: inout Data, _ s: String) {
+        put(&out, UInt64(s.utf8.count))
+        out.append(contentsOf: Array(s.utf8))
+    }
+
+    /// Appends a value's payload (its type id is written by the caller).
+    static func put(_ out: inout Data, _ v: GGUFValue) {
+        switch v {
+        case .uint8(let x): put(&out, x)
+        case .int8(let x): put(&out, x)
+        case .uint16(let x): put(&out, x)
+        case .int16(let x): put(&out, x)
+        case .uint32(let x): put(&out, x)
+        case .int32(let x): put(&out, x)
+        case .uint64(let x): put(&out, x)
+        case .int64(let x): put(&out, x)
+        case .float32(let x): put(&out, x.bitPattern)
+        case .float64(let x): put(&out, x.bitPattern)
+        case .bool(let x): put(&out, UInt8(x ? 1 : 0))
+        case .string(let s): put(&out, s)
+        case .array(let a):
+            // An empty array is written with element type uint8.
+            put(&out, (a.first?.tag ?? .uint8).rawValue)
+            put(&out, UInt64(a.count))
+            for e in a { put(&out, e) }
+        }
     }
 }

@@ -5,25 +5,32 @@ import Glibc
 import Darwin
 #endif
 
-/// A read-only memory map of a whole file (read into memory when mapping is not possible).
+/// A read-only memory map of a whole file, unmapped on deinit.
+///
+/// When the file cannot be mapped (some network or FUSE file systems), it is read into memory
+/// instead; either way `bytes` stays valid and unchanged for the object's lifetime.
 final class MappedFile: @unchecked Sendable {
+    /// The file's contents (empty for an empty file).
     let bytes: UnsafeRawBufferPointer
     private let mapped: Bool
 
+    /// Maps `path`; throws `.fileNotFound` when it does not exist, `.io` when it cannot be read.
     init(path: String) throws {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-                throw PruneError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))")
+            let err = errno
+            if err == ENOENT || err == ENOTDIR {
+                throw PruneError(.fileNotFound, "file '\(path)' does not exist: check the path")
             }
-            throw PruneError(.fileNotFound, "file '\(path)' does not exist")
+            throw PruneError(.io, "cannot open '\(path)': \(String(cString: strerror(err)))")
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw PruneError(.io, "cannot stat '\(path)'") }
+        guard fstat(fd, &st) == 0 else {
+            throw PruneError(.io, "cannot stat '\(path)': \(String(cString: strerror(errno)))")
+        }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw PruneError(.invalidArgument, "'\(path)' is not a regular file")
+            throw PruneError(.invalidArgument, "'\(path)' is not a regular file (a directory or device?): pass the path of a file")
         }
         let size = Int(st.st_size)
         if size == 0 {
@@ -35,16 +42,34 @@ final class MappedFile: @unchecked Sendable {
             bytes = UnsafeRawBufferPointer(start: p, count: size)
             mapped = true
         } else {
-            guard let d = FileManager.default.contents(atPath: path) else { throw PruneError(.io, "cannot read '\(path)'") }
-            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: d.count, alignment: 64)
-            d.copyBytes(to: buf)
-            bytes = UnsafeRawBufferPointer(buf)
+            bytes = try Self.readWhole(fd, size: size, path: path)
             mapped = false
         }
     }
 
+    /// Reads `size` bytes from `fd` into a new allocation (the fallback when mmap fails).
+    private static func readWhole(_ fd: Int32, size: Int, path: String) throws -> UnsafeRawBufferPointer {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        var done = 0
+        while done < size, let base = buf.baseAddress {
+            let n = pread(fd, base + done, size - done, off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let why = n < 0 ? String(cString: strerror(errno)) : "it ended early (it changed while being read?)"
+                buf.deallocate()
+                throw PruneError(.io, "cannot read '\(path)' at byte offset \(done) of \(size): \(why)")
+            }
+            done += n
+        }
+        return UnsafeRawBufferPointer(buf)
+    }
+
     deinit {
         guard let base = bytes.baseAddress else { return }
-        if mapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { base.deallocate() }
+        if mapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        } else {
+            base.deallocate()
+        }
     }
 }

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import Criteria
+@testable import PruneFramework
+
+@Suite struct CriteriaTests {
+    /// A one-layer model whose MLP weights are set by hand.
+    func handModel() throws -> Transformer {
+        let c = ModelConfig(vocabSize: 8, hiddenSize: 2, nLayers: 1, headDim: 2, nHead: [1], nKVHead: [1], ffnDim: [3], contextLength: 8)
+        let m = try Transformer(randomWith: c, seed: 1)
+        let gate = m.params.view(TensorNames.ffnGate(0)), up = m.params.view(TensorNames.ffnUp(0)), down = m.params.view(TensorNames.ffnDown(0))
+        // Rows of gate/up: channel c; columns of down: channel c (down is 2×3).
+        for (i, v) in [1, -1, 0, 2, 3, 0].enumerated() { gate[i] = Float(v) }
+        for (i, v) in [0, 1, 1, 1, 0, 0].enumerated() { up[i] = Float(v) }
+        for (i, v) in [1, 0, -2, 0, 0, 1].enumerated() { down[i] = Float(v) }
+        return m
+    }
+
+    func mlpGroup() -> PruneGroup {
+        PruneGroup(kind: .mlpChannel, layer: 0, units: (0..<3).map { c in
+            PruneUnit(slices: [TensorSlice(TensorNames.ffnGate(0), axis: 0, c..<(c + 1)), TensorSlice(TensorNames.ffnUp(0), axis: 0, c..<(c + 1)),
+                               TensorSlice(TensorNames.ffnDown(0), axis: 1, c..<(c + 1))], parameterCount: 6)
+        })
+    }
+
+    @Test func magnitudeL1SumsAbsoluteValuesOverSlices() throws {
+        let m = try handModel()
+        let s = try MagnitudeCriterion(norm: "l1").scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))
+        // channel 0: |1|+|-1| + |0|+|1| + |1|+|0| = 4; channel 1: 2 + 2 + 2 = 6; channel 2: 3 + 0 + 1 = 4
+        #expect(s == [4, 6, 4])
+    }
+
+    @Test func magnitudeL2UsesSliceNorms() throws {
+        let m = try handModel()
+        let s = try MagnitudeCriterion(norm: "l2", reduction: "max").scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))
+        #expect(abs(s[1] - 2) < 1e-9 && abs(s[2] - 3) < 1e-9)
+    }
+
+    @Test func wandaWeighsByInputColumnNorms() throws {
+        let m = try handModel()
+        let stats = ActivationStatistics()
+        // MLP input: two tokens [1, 2] and [1, 0] → column norms √2, 2. Intermediate: [3, 0, 4] → 3, 0, 4.
+        var mlpIn: [Float] = [1, 2, 1, 0]
+        var mid: [Float] = [3, 0, 4]
+        mlpIn.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpInput, activations: $0, rows: 2, cols: 2) }
+        mid.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpIntermediate, activations: $0, rows: 1, cols: 3) }
+        _ = (mlpIn, mid)
+        let s = try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: stats, seed: 0))
+        let r2 = 2.0.squareRoot()
+        // channel 0: gate |1|√2+|-1|·2, up |0|√2+|1|·2, down column 0: (|1|+|0|)·3
+        let want = [r2 + 2 + 2 + 3, 2 * r2 + 4 + r2 + 0, 3 * r2 + 0 + 0 + (2 + 1) * 4]
+        for (a, b) in zip(s, want) { #expect(abs(a - b) < 1e-9) }
+    }
+
+    @Test func wandaWithoutStatisticsSaysWhy() throws {
+        let m = try handModel()
+        #expect(throws: PruneError.self) { try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0)) }
+    }
+
+    @Test func randomIsReproducibleFromItsSeed() throws {
+        let m = try handModel()
+        let ctx = ScoringContext(model: m, statistics: nil, seed: 7)
+        let a = try RandomCriterion().scores(for: mlpGroup(), context: ctx)
+        let again = try RandomCriterion().scores(for: mlpGroup(), context: ctx)
+        let other = try RandomCriterion(seed: 8).scores(for: mlpGroup(), context: ctx)
+        #expect(a == again)
+        #expect(a != other)
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+@testable import PruneFramework
+@testable import Strategies
+
+func tinyModel(layers: Int = 3, seed: UInt64 = 1) throws -> Transformer {
+    let c = ModelConfig(vocabSize: 41, hiddenSize: 16, nLayers: layers, headDim: 4,
+                        nHead: [Int](repeating: 6, count: layers), nKVHead: [Int](repeating: 3, count: layers),
+                        ffnDim: (0..<layers).map { 20 + 4 * $0 }, contextLength: 64, tiedEmbeddings: true)
+    return try Transformer(randomWith: c, seed: seed)
+}
+
+func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
+    var r = SplitMix64(seed: seed)
+    return (0..<n).map { _ in Int32(r.next() % UInt64(vocab)) }
+}
+
+@Suite struct GroupingTests {
+    /// Every row/column a structure kind touches belongs to exactly one of its units.
+    @Test(arguments: [StructureKind.kvGroup, .mlpChannel, .hiddenChannel])
+    func eachSliceElementIsInExactlyOneUnit(kind: StructureKind) throws {
+        let m = try tinyModel()
+        let groups = try LlamaGrouping(structures: [kind]).groups(for: m)
+        var seen: [String: [Int]] = [:]  // "tensor/axis" -> hit counts per index
+        for g in groups {
+            for u in g.units {
+                for s in u.slices {
+                    let e = try #require(m.params.entry(s.tensor))
+                    let key = "\(s.tensor)/\(s.axis)"
+                    if seen[key] == nil { seen[key] = [Int](repeating: 0, count: e.shape[s.axis]) }
+                    for i in s.range { seen[key]![i] += 1 }
+                }
+            }
+        }
+        #expect(!seen.isEmpty)
+        for (k, hits) in seen { #expect(hits.allSatisfy { $0 == 1 }, "\(k): \(hits)") }
+        if kind == .hiddenChannel {
+            // Every matrix of every layer is touched: readers by column, writers by row.
+            #expect(seen.count == 2 + 9 * m.config.nLayers)
+        }
+    }
+
+    @Test func layerRangeRestrictsGroupsAndIsChecked() throws {
+        let m = try tinyModel(layers: 5)
+        let g = try LlamaGrouping(structures: [.kvGroup, .mlpChannel], layers: 1...3).groups(for: m)
+        #expect(g.map(\.id) == ["kv-groups@1", "kv-groups@2", "kv-groups@3", "mlp-channels@1", "mlp-channels@2", "mlp-channels@3"])
+        #expect(throws: PruneError.self) { try LlamaGrouping(layers: 2...9).groups(for: m) }
+    }
+
+    @Test func unitParameterCountsMatchTheirSlices() throws {
+        let m = try tinyModel()
+        for g in try LlamaGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: m) {
+            for u in g.units {
+                let n = u.slices.reduce(0) { acc, s in
+                    let e = m.params.entry(s.tensor)!
+                    return acc + s.count * (e.shape.count == 2 ? e.shape[1 - s.axis] : 1)
+                }
+                #expect(n == u.parameterCount, Comment(rawValue: g.id))
+            }
+        }
+    }
+}
+
+@Suite struct SurgeryTests {
+    func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
+
+    /// The physically pruned model computes what the dense model computes with those units zeroed.
+    @Test func prunedLogitsEqualMaskedLogits() throws {
+        let dense = try tinyModel(layers: 4, seed: 3)
+        let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: dense)
+        var plan = PruningPlan()
+        plan.removals["kv-groups@0"] = [1]
+        plan.removals["kv-groups@2"] = [0, 2]
+        plan.removals["mlp-channels@1"] = [0, 5, 6, 19]
+        plan.removals["mlp-channels@3"] = Array(0..<20)
+        plan.removals["blocks"] = [1]
+        let pruned = try Surgery.apply(plan, groups: groups, to: dense)
+        #expect(pruned.config.nLayers == 3)
+        #expect(pruned.config.nKVHead == [2, 1, 3] && pruned.config.nHead == [4, 2, 6])
+        #expect(pruned.config.ffnDim == [20, 28, 12])
+        #expect(pruned.parameterCount == dense.parameterCount - plan.removedParameters(in: groups))
+        try Surgery.mask(plan, groups: groups, in: dense)
+        let t = tokens(2 * 9, vocab: 41)
+        let d = maxDiff(try pruned.logits(tokens: t, batch: 2, seqLen: 9), try dense.logits(tokens: t, batch: 2, seqLen: 9))
+        #expect(d < 1e-3, "max |Δ| \(d)")
+    }
+
+    @Test func aLayerKeepsAtLeastOneKVGroup() throws {
+        let m = try tinyModel()
+        let groups = try LlamaGrouping(structures: [.kvGroup]).groups(for: m)
+        let plan = PruningPlan(removals: ["kv-groups@1": [0, 1, 2]])
+        do {
+            _ = try Surgery.apply(plan, groups: groups, to: m)
+            Issue.record("removing every KV group should fail")
+        } catch let e as PruneError {
+            #expect(e.message.contains("every KV group of layer 1"))
+        }
+    }
+
+    @Test func hiddenChannelsShrinkTheResidualStream() throws {
+        let m = try tinyModel()
+        let groups = try LlamaGrouping(structures: [.hiddenChannel]).groups(for: m)
+        let pruned = try Surgery.apply(PruningPlan(removals: ["hidden-channels": [0, 3, 15]]), groups: groups, to: m)
+        #expect(pruned.config.hiddenSize == 13)
+        #expect(pruned.parameterCount == m.parameterCount - 3 * groups[0].units[0].parameterCount)
+        let lg = try pruned.logits(tokens: tokens(8, vocab: 41), batch: 1, seqLen: 8)
+        #expect(lg.allSatisfy { $0.isFinite })
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: realModelPath), "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent: run scripts/setup.sh"))
+    func smolLM2PrunedLogitsEqualMaskedLogits() throws {
+        let dense = try Transformer(path: realModelPath)
+        let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel], layers: 3...26).groups(for: dense)
+        var plan = PruningPlan()
+        for (i, g) in groups.enumerated() {
+            let n = g.kind == .kvGroup ? 1 : 300
+            plan.removals[g.id] = Array(stride(from: i % 2, to: g.units.count, by: max(1, g.units.count / n)).prefix(n))
+        }
+        let pruned = try Surgery.apply(plan, groups: groups, to: dense)
+        try Surgery.mask(plan, groups: groups, in: dense)
+        let t = tokens(16, vocab: 49152)
+        let d = maxDiff(try pruned.logits(tokens: t, batch: 1, seqLen: 16), try dense.logits(tokens: t, batch: 1, seqLen: 16))
+        #expect(d < 1e-3, "max |Δ| \(d)")
+    }
+}
+
+let realModelPath: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+}()
