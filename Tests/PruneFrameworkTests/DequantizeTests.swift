@@ -184,7 +184,7 @@ import Testing
             let want = 0.25 * Float(v[8 * n + 2 * j + h] - 32) * Float(q)
             #expect(y[e] == want, "element \(e)")
         }
-        #expect(y[0] == 32 && y[16] == 7.75)  // 0.25·(0−32)·(0−4); 0.25·(1−32)·(3−4)
+        #expect(y[0] == 32 && y[16] == -23.25)  // 0.25·(0−32)·(0−4); 0.25·(1−32)·3
     }
 
     @Test func q8_K() throws {

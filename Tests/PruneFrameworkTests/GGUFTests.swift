@@ -5,6 +5,7 @@ import Testing
 /// Raw GGUF bytes, for building malformed files by hand.
 struct RawGGUF {
     var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     mutating func str(_ s: String) { u64(UInt64(s.utf8.count)); bytes += Array(s.utf8) }
@@ -13,6 +14,19 @@ struct RawGGUF {
         u32(version)
         u64(tensors)
         u64(kvs)
+    }
+    /// One tensor info: name, dims (innermost first), ggml type id, relative offset.
+    mutating func tensor(_ name: String, dims: [UInt64], type: UInt32 = 0, offset: UInt64 = 0) {
+        str(name)
+        u32(UInt32(dims.count))
+        dims.forEach { u64($0) }
+        u32(type)
+        u64(offset)
+    }
+    /// Zero padding to `alignment`, then `data` bytes of tensor data.
+    mutating func data(_ count: Int, alignment: Int = 32) {
+        while bytes.count % alignment != 0 { bytes.append(0) }
+        bytes += [UInt8](repeating: 0, count: count)
     }
 }
 
@@ -23,143 +37,360 @@ struct RawGGUF {
         return p
     }
 
+    /// Runs `body` with a fresh temporary path, removed afterwards.
+    func withTemp<T>(_ body: (String) throws -> T) throws -> T {
+        let p = NSTemporaryDirectory() + "prune-gguf-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        return try body(p)
+    }
+
+    static let metadata: [(String, GGUFValue)] = [
+        ("general.architecture", .string("llama")),
+        ("u8", .uint8(200)), ("i8", .int8(-5)), ("u16", .uint16(60000)), ("i16", .int16(-30000)),
+        ("u32", .uint32(4_000_000_000)), ("i32", .int32(-7)), ("u64", .uint64(1 << 63)), ("i64", .int64(-(1 << 40))),
+        ("f32", .float32(0.125)), ("f64", .float64(-2.5e-300)), ("bool", .bool(true)), ("false", .bool(false)),
+        ("str", .string("héllo ✓")), ("empty", .string("")),
+        ("nested", .array([.array([.int32(1), .int32(2)]), .array([.int32(3)]), .array([])])),
+        ("deep", .array([.array([.array([.string("x"), .string("y")])]), .array([.array([])])])),
+        ("strings", .array([.string("a"), .string(""), .string("ü")])),
+        ("floats", .array([.float32(1.5), .float32(-0.0)])),
+        ("no elements", .array([])),
+    ]
+    static let f32Data: [Float] = [1, -2, 3.5, -0.0, Float.leastNonzeroMagnitude, -7, .greatestFiniteMagnitude]
+    static let f16Data: [Float] = [1, -2, 0.5, 65504, -0.0, 5.9604645e-8, 3, 1024]
+    static let bf16Data: [Float] = [1, -3, 3.140625, 0, -0x1p100, 256, 0.5, -0.125]
+    /// Multiples of 0.5 whose block maxima are 63.5, so d = 63.5 / 127 = 0.5 exactly and
+    /// Q8_0 stores every value without error.
+    static let q8Data: [Float] = (0..<64).map { (i: Int) -> Float in
+        if i % 32 == 0 { return i == 0 ? 63.5 : -63.5 }
+        return Float((i * 37) % 255 - 127) * 0.5
+    }
+
     func sampleWriter() throws -> GGUFWriter {
         var w = GGUFWriter()
-        w.set("general.architecture", .string("llama"))
-        w.set("u8", .uint8(200)); w.set("i8", .int8(-5)); w.set("u16", .uint16(60000)); w.set("i16", .int16(-30000))
-        w.set("u32", .uint32(4_000_000_000)); w.set("i32", .int32(-7)); w.set("u64", .uint64(1 << 40)); w.set("i64", .int64(-(1 << 40)))
-        w.set("f32", .float32(0.125)); w.set("f64", .float64(-2.5)); w.set("bool", .bool(true)); w.set("str", .string("héllo ✓"))
-        w.set("nested", .array([.array([.int32(1), .int32(2)]), .array([.int32(3)]), .array([])]))
-        w.set("strings", .array([.string("a"), .string(""), .string("ü")]))
-        try w.addTensor(name: "a", shape: [2, 3], data: [1, -2, 3.5, 0, 1e-3, -7], type: .f32)
-        try w.addTensor(name: "b", shape: [2, 4], data: [1, -2, 0.5, 65504, 0, -0.25, 3, 1024], type: .f16)
-        try w.addTensor(name: "c", shape: [1, 64], data: (0..<64).map { Float($0) / 8 - 4 }, type: .q8_0)
+        for (k, v) in Self.metadata { w.set(k, v) }
+        try w.addTensor(name: "a", shape: [7], data: Self.f32Data, type: .f32)
+        try w.addTensor(name: "b", shape: [2, 4], data: Self.f16Data, type: .f16)
+        try w.addTensor(name: "c", shape: [2, 32], data: Self.q8Data, type: .q8_0)
+        try w.addTensor(name: "d", shape: [2, 2, 2], data: Self.bf16Data, type: .bf16)
         return w
     }
 
-    @Test func writerOutputReadsBackExactly() throws {
-        let p = try temp([])
-        defer { try? FileManager.default.removeItem(atPath: p) }
+    @Test func writerOutputReadsBackBitExactly() throws {
         let w = try sampleWriter()
-        try w.write(to: p)
-        let f = try GGUFFile(path: p)
-        #expect(f.version == 3)
-        #expect(f["u8"] == .uint8(200) && f["i8"] == .int8(-5) && f["u16"] == .uint16(60000) && f["i16"] == .int16(-30000))
-        #expect(f["u32"] == .uint32(4_000_000_000) && f["i32"] == .int32(-7) && f["u64"] == .uint64(1 << 40))
-        #expect(f["i64"] == .int64(-(1 << 40)) && f["f32"] == .float32(0.125) && f["f64"] == .float64(-2.5))
-        #expect(f["bool"] == .bool(true) && f["str"] == .string("héllo ✓"))
-        #expect(f["nested"] == .array([.array([.int32(1), .int32(2)]), .array([.int32(3)]), .array([])]))
-        #expect(f["strings"]?.stringArray == ["a", "", "ü"])
-        #expect(f.metadata.map(\.key).first == "general.architecture")
-        let a = try #require(f.tensor(named: "a"))
-        #expect(a.shape == [2, 3] && a.dims == [3, 2] && a.type == .f32)
-        #expect(try f.dequantize(a) == [1, -2, 3.5, 0, 1e-3, -7])
-        #expect(try f.dequantize(try #require(f.tensor(named: "b"))) == [1, -2, 0.5, 65504, 0, -0.25, 3, 1024])
-        let c = try f.dequantize(try #require(f.tensor(named: "c")))
-        let want = (0..<64).map { Float($0) / 8 - 4 }
-        // Q8_0: each value within half a quantisation step (amax/127/2) of the original.
-        #expect(zip(c, want).allSatisfy { abs($0 - $1) <= 4.0 / 127 / 2 + 1e-3 })
+        let f = try withTemp { p in try w.write(to: p); return try GGUFFile(path: p) }
+        #expect(f.version == 3 && f.alignment == 32)
+        #expect(f.metadata.map(\.key) == Self.metadata.map(\.0))
+        for (k, v) in Self.metadata { #expect(f[k] == v, "metadata '\(k)'") }
+        #expect(f["f32"]?.double == 0.125 && f["u64"]?.int == nil && f["u64"]?.double == 0x1p63)
+        #expect(f["strings"]?.stringArray == ["a", "", "ü"] && f["floats"]?.floatArray == [1.5, 0])
+        #expect(f["nested"]?.array?.first?.intArray == [1, 2] && f["missing"] == nil)
+        #expect(f.tensors.map(\.name) == ["a", "b", "c", "d"])
+        let want: [String: ([Int], GGMLType, [Float])] = [
+            "a": ([7], .f32, Self.f32Data), "b": ([2, 4], .f16, Self.f16Data),
+            "c": ([2, 32], .q8_0, Self.q8Data), "d": ([2, 2, 2], .bf16, Self.bf16Data),
+        ]
+        for t in f.tensors {
+            let (shape, type, data) = try #require(want[t.name])
+            #expect(t.shape == shape && t.dims == shape.reversed() && t.type == type, "\(t.name)")
+            #expect(t.offset % 32 == 0 && t.offset >= f.dataOffset && t.elementCount == data.count)
+            #expect(try f.dequantize(t).map(\.bitPattern) == data.map(\.bitPattern), "\(t.name) round trip")
+        }
+        // The Q8_0 scale is 0.5 (f16 0x3800) and the first value 63.5 / 0.5 = 127.
+        let c = try #require(f.tensor(named: "c"))
+        #expect(Array(f.rawBytes(c).prefix(3)) == [0x00, 0x38, 127] && f.rawBytes(c).count == 68)
         // Writing what we read gives the same bytes again.
         var again = GGUFWriter()
         for (k, v) in f.metadata { again.set(k, v) }
-        try again.addTensor(name: "a", shape: a.shape, data: try f.dequantize(a), type: .f32)
-        let b = try #require(f.tensor(named: "b"))
-        try again.addTensor(name: "b", shape: b.shape, data: try f.dequantize(b), type: .f16)
-        try again.addTensor(name: "c", shape: [1, 64], data: c, type: .q8_0)
-        #expect(again.encoded() == w.encoded())
+        for t in f.tensors { try again.addTensor(name: t.name, shape: t.shape, data: try f.dequantize(t), type: t.type) }
+        #expect(try again.encoded() == w.encoded())
     }
 
-    /// A valid file cut or corrupted in one place, and a fragment the error message must contain.
-    @Test(arguments: [
-        ("bad magic", "bad magic 'GGUX'"),
-        ("version 1", "version '1'"),
-        ("cut in header", "truncated"),
-        ("cut in tensor data", "runs past the end of the file"),
-        ("absurd string length", "more than the limit"),
-        ("absurd tensor count", "tensor_count '1099511627776'"),
-        ("absurd array count", "array count"),
-        ("duplicate key", "duplicate metadata key 'k'"),
-        ("duplicate tensor", "duplicate tensor name 't'"),
-        ("offset past end", "past the end"),
-        ("unknown value type", "unknown value type '99'"),
-        ("unknown tensor type", "unknown ggml type '77'"),
-        ("misaligned offset", "not a multiple of the alignment"),
-    ])
-    func malformedFilesGiveClearErrors(kind: String, fragment: String) throws {
-        var bytes: [UInt8]
+    @Test func setReplacesInPlaceAndIntoWrites() throws {
+        var w = GGUFWriter()
+        w.set("x", .uint8(1)); w.set("y", .uint8(2)); w.set("x", .string("new"))
+        try w.addTensor(name: "t", shape: [3, 2], data: [1, 2, 3, 4, 5, 6], type: .f32)
+        let f = try withTemp { p in try w.write(to: p); return try GGUFFile(path: p) }
+        #expect(f.metadata.map(\.key) == ["x", "y"] && f["x"] == .string("new"))
+        let t = try #require(f.tensor(named: "t"))
+        var buf = [Float](repeating: 0, count: 6)
+        try buf.withUnsafeMutableBufferPointer { try f.dequantize(t, into: $0) }
+        #expect(buf == [1, 2, 3, 4, 5, 6])
+        var small = [Float](repeating: 0, count: 5)
+        #expect(throws: PruneError.self) { try small.withUnsafeMutableBufferPointer { try f.dequantize(t, into: $0) } }
+    }
+
+    @Test func version2IsRead() throws {
+        var bytes = Array(try sampleWriter().encoded())
+        bytes[4] = 2
+        let f = try withTemp { p in try Data(bytes).write(to: URL(fileURLWithPath: p)); return try GGUFFile(path: p) }
+        #expect(f.version == 2 && f["str"] == .string("héllo ✓"))
+        #expect(try f.dequantize(try #require(f.tensor(named: "a"))) == Self.f32Data)
+    }
+
+    @Test(arguments: [1, 16, 64, 4096])
+    func alignmentIsHonoured(alignment: Int) throws {
+        var w = try sampleWriter()
+        w.set("general.alignment", .uint32(8))  // a stale value: the writer must replace it
+        let f = try withTemp { p in try w.write(to: p, alignment: alignment); return try GGUFFile(path: p) }
+        #expect(f.alignment == alignment && f["general.alignment"] == .uint32(UInt32(alignment)))
+        #expect(f.dataOffset % alignment == 0 && f.tensors.allSatisfy { $0.offset % alignment == 0 })
+        #expect(try f.dequantize(try #require(f.tensor(named: "d"))) == Self.bf16Data)
+    }
+
+    @Test func handBuiltFileWithAlignment16() throws {
+        // 1 tensor of 4 f32 at relative offset 16, after a 16-byte gap of other bytes.
         var r = RawGGUF()
-        switch kind {
-        case "bad magic":
-            bytes = Array(try sampleWriter().encoded())
-            bytes[3] = UInt8(ascii: "X")
-        case "version 1":
-            bytes = Array(try sampleWriter().encoded())
-            bytes[4] = 1
-        case "cut in header":
-            bytes = Array(try sampleWriter().encoded().prefix(40))
-        case "cut in tensor data":
-            bytes = Array(try sampleWriter().encoded().dropLast(40))
-        case "absurd string length":
-            r.header(tensors: 0, kvs: 1); r.u64(1 << 40)
-            bytes = r.bytes + [UInt8](repeating: 0, count: 64)
-        case "absurd tensor count":
-            r.header(tensors: 1 << 40, kvs: 0)
-            bytes = r.bytes
-        case "absurd array count":
-            r.header(tensors: 0, kvs: 1); r.str("a"); r.u32(9); r.u32(0); r.u64(1 << 50)
-            bytes = r.bytes
-        case "duplicate key":
-            r.header(tensors: 0, kvs: 2); r.str("k"); r.u32(4); r.u32(1); r.str("k"); r.u32(4); r.u32(2)
-            bytes = r.bytes
-        case "duplicate tensor", "offset past end", "unknown tensor type", "misaligned offset":
-            let twice = kind == "duplicate tensor"
-            r.header(tensors: twice ? 2 : 1, kvs: 0)
-            for i in 0..<(twice ? 2 : 1) {
-                r.str("t"); r.u32(1); r.u64(32)
-                r.u32(kind == "unknown tensor type" ? 77 : 0)
-                r.u64(kind == "offset past end" ? 1 << 20 : kind == "misaligned offset" ? 4 : UInt64(128 * i))
-            }
-            while r.bytes.count % 32 != 0 { r.bytes.append(0) }
-            r.bytes += [UInt8](repeating: 0, count: 256)
-            bytes = r.bytes
-        case "unknown value type":
-            r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(99); r.u32(0)
-            bytes = r.bytes
-        default:
-            Issue.record("unknown case \(kind)")
-            return
-        }
-        let p = try temp(bytes)
+        r.header(tensors: 1, kvs: 1)
+        r.str("general.alignment"); r.u32(4); r.u32(16)
+        r.tensor("w", dims: [4], type: 0, offset: 16)
+        r.data(0, alignment: 16)
+        let start = r.bytes.count
+        r.bytes += [UInt8](repeating: 0xEE, count: 16)
+        for v: Float in [1, 2, 3, 4] { r.u32(v.bitPattern) }
+        let p = try temp(r.bytes)
         defer { try? FileManager.default.removeItem(atPath: p) }
-        do {
-            _ = try GGUFFile(path: p)
-            Issue.record("\(kind): no error")
-        } catch let e as PruneError {
-            #expect(e.message.contains(fragment), "\(kind): \(e.message)")
-            #expect(e.message.contains((p as NSString).lastPathComponent), "\(kind) names the file: \(e.message)")
+        let f = try GGUFFile(path: p)
+        #expect(f.dataOffset == start && f.tensors[0].offset == start + 16)
+        #expect(try f.dequantize(f.tensors[0]) == [1, 2, 3, 4])
+    }
+
+    /// A writer misuse, and a fragment its error must contain.
+    @Test(arguments: [
+        ("mixed array", "element 1 is a string"),
+        ("duplicate tensor", "added twice"),
+        ("long name", "64 bytes"),
+        ("zero dim", "shape '[0, 4]'"),
+        ("five dims", "1 to 4 dimensions"),
+        ("wrong count", "shape [2, 2] needs 4"),
+        ("q8_0 row of 48", "rows of '48' values"),
+        ("q4_K", "cannot encode 'Q4_K'"),
+        ("NaN in q8_0", "value 'nan' at index 3"),
+        ("alignment 48", "alignment '48'"),
+    ])
+    func writerRejectsWhatGGUFCannotHold(kind: String, fragment: String) throws {
+        var w = GGUFWriter()
+        let error = #expect(throws: PruneError.self) {
+            switch kind {
+            case "mixed array":
+                w.set("k", .array([.array([.uint8(1), .string("x")])]))
+                _ = try w.encoded()
+            case "duplicate tensor":
+                try w.addTensor(name: "t", shape: [1], data: [0], type: .f32)
+                try w.addTensor(name: "t", shape: [1], data: [0], type: .f32)
+            case "long name": try w.addTensor(name: String(repeating: "n", count: 64), shape: [1], data: [0], type: .f32)
+            case "zero dim": try w.addTensor(name: "t", shape: [0, 4], data: [], type: .f32)
+            case "five dims": try w.addTensor(name: "t", shape: [1, 1, 1, 1, 1], data: [0], type: .f32)
+            case "wrong count": try w.addTensor(name: "t", shape: [2, 2], data: [0], type: .f32)
+            case "q8_0 row of 48": try w.addTensor(name: "t", shape: [2, 48], data: .init(repeating: 0, count: 96), type: .q8_0)
+            case "q4_K": try w.addTensor(name: "t", shape: [256], data: .init(repeating: 0, count: 256), type: .q4_K)
+            case "NaN in q8_0":
+                var d = [Float](repeating: 1, count: 32)
+                d[3] = .nan
+                try w.addTensor(name: "t", shape: [32], data: d, type: .q8_0)
+            default: _ = try w.encoded(alignment: 48)
+            }
         }
+        #expect(error?.message.contains(fragment) == true, "\(kind): \(error?.message ?? "no error")")
+    }
+
+    /// Builds the malformed file of `kind`.
+    func malformed(_ kind: String) throws -> [UInt8] {
+        var r = RawGGUF()
+        let sample = Array(try sampleWriter().encoded())
+        switch kind {
+        case "empty": return []
+        case "bad magic": return Array("GGUX".utf8) + sample.dropFirst(4)
+        case "version 1": return Array(sample[0..<4]) + [1, 0, 0, 0] + sample.dropFirst(8)
+        case "big-endian": return Array(sample[0..<4]) + [0, 0, 0, 3] + sample.dropFirst(8)
+        case "cut in header": return Array(sample.prefix(20))
+        case "cut in key": r.header(tensors: 0, kvs: 1); r.u64(20); r.bytes += Array("general.".utf8)
+        case "cut in value": r.header(tensors: 0, kvs: 1); r.str("general.architecture"); r.u32(8); r.u64(5); r.bytes += [108, 108]
+        case "cut in tensor info":
+            r.header(tensors: 1, kvs: 0); r.str("t"); r.u32(4)
+            for _ in 0..<3 { r.u64(32) }
+            r.u32(0)
+        case "cut in tensor data": return Array(sample.dropLast(40))
+        case "absurd string length": r.header(tensors: 0, kvs: 1); r.u64(1 << 40); r.data(64)
+        case "string past end": r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(8); r.u64(100); r.data(10, alignment: 1)
+        case "absurd kv count": r.header(tensors: 0, kvs: 1 << 62)
+        case "kv count past end": r.header(tensors: 0, kvs: 1000); r.data(64)
+        case "absurd tensor count": r.header(tensors: 1 << 40, kvs: 0)
+        case "tensor count past end": r.header(tensors: 1000, kvs: 0); r.data(1000, alignment: 1)
+        case "absurd array count": r.header(tensors: 0, kvs: 1); r.str("a"); r.u32(9); r.u32(4); r.u64(1 << 50); r.data(64)
+        case "array too deep":
+            r.header(tensors: 0, kvs: 1); r.str("a"); r.u32(9)
+            for _ in 0..<9 { r.u32(9); r.u64(1) }
+            r.u32(0); r.u64(0)
+        case "duplicate key": r.header(tensors: 0, kvs: 2); r.str("k"); r.u32(4); r.u32(1); r.str("k"); r.u32(4); r.u32(2)
+        case "unknown value type": r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(99); r.u32(0)
+        case "unknown element type": r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(9); r.u32(13); r.u64(0)
+        case "bad bool": r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(7); r.u8(2)
+        case "alignment 3": r.header(tensors: 0, kvs: 1); r.str("general.alignment"); r.u32(4); r.u32(3)
+        case "alignment string": r.header(tensors: 0, kvs: 1); r.str("general.alignment"); r.u32(8); r.str("32")
+        default: return try malformedTensor(kind)
+        }
+        return r.bytes
+    }
+
+    /// A file of one or two tensor infos with one field wrong.
+    func malformedTensor(_ kind: String) throws -> [UInt8] {
+        var r = RawGGUF()
+        r.header(tensors: kind == "duplicate tensor" ? 2 : 1, kvs: 0)
+        switch kind {
+        case "duplicate tensor": r.tensor("t", dims: [32]); r.tensor("t", dims: [32], offset: 128)
+        case "n_dims 0": r.tensor("t", dims: [])
+        case "n_dims 9": r.tensor("t", dims: [UInt64](repeating: 1, count: 9))
+        case "zero dim": r.tensor("t", dims: [32, 0])
+        case "element overflow": r.tensor("t", dims: [1 << 40, 1 << 40])
+        case "unknown tensor type": r.tensor("t", dims: [32], type: 77)
+        case "removed tensor type": r.tensor("t", dims: [32], type: 4)
+        case "partial block row": r.tensor("t", dims: [16, 2], type: 2)
+        case "offset past end": r.tensor("t", dims: [32], offset: 1 << 20)
+        case "data past end": r.tensor("t", dims: [64], offset: 128)
+        case "misaligned offset": r.tensor("t", dims: [32], offset: 4)
+        default: throw PruneError(.invalidArgument, "no malformed file '\(kind)'")
+        }
+        r.data(256)
+        return r.bytes
+    }
+
+    /// A file broken in one place, a fragment its error must contain, and the error's code.
+    @Test(arguments: [
+        ("empty", "too few for the 4-byte magic", PruneError.Code.badFormat),
+        ("bad magic", "bad magic 'GGUX' at byte offset 0", .badFormat),
+        ("version 1", "version '1' at byte offset 4", .unsupported),
+        ("big-endian", "big-endian", .unsupported),
+        ("cut in header", "field 'metadata_kv_count' at byte offset 16", .truncated),
+        ("cut in key", "field 'metadata key 0' at byte offset 32", .truncated),
+        ("cut in value", "field 'general.architecture' at byte offset 64 needs 5 bytes but only 2 remain", .truncated),
+        ("cut in tensor info", "field 'dim 3 of 't'' at byte offset 61 needs 8 bytes but only 4 remain", .truncated),
+        ("cut in tensor data", "runs past the end of the file", .truncated),
+        ("absurd string length", "'1099511627776' bytes, more than the limit", .outOfRange),
+        ("string past end", "field 'k' at byte offset 45 needs 100 bytes", .truncated),
+        ("absurd kv count", "metadata_kv_count at byte offset 16 is '4611686018427387904', more than the limit", .outOfRange),
+        ("kv count past end", "metadata_kv_count at byte offset 16 is '1000', more than the 72 bytes left can hold (at most 5)", .truncated),
+        ("absurd tensor count", "tensor_count at byte offset 8 is '1099511627776', more than the limit 1048576", .outOfRange),
+        ("tensor count past end", "tensor_count '1000' needs at least 32000 bytes of tensor infos from byte offset 24 but only 1000 remain", .truncated),
+        ("absurd array count", "count of array 'a' at byte offset 41 is '1125899906842624', more than the 80 bytes left can hold (at most 20)", .truncated),
+        ("array too deep", "nests arrays deeper than 8", .outOfRange),
+        ("duplicate key", "duplicate metadata key 'k' at byte offset 41", .badFormat),
+        ("unknown value type", "unknown value type '99' for metadata 'k' at byte offset 33", .badFormat),
+        ("unknown element type", "unknown value type '13' for the elements of array 'k' at byte offset 37", .badFormat),
+        ("bad bool", "bool of value '2' at byte offset 37", .badFormat),
+        ("alignment 3", "'general.alignment' is '3' (uint32)", .badFormat),
+        ("alignment string", "'general.alignment' is '32' (string)", .badFormat),
+        ("duplicate tensor", "duplicate tensor name 't' at byte offset 57", .badFormat),
+        ("n_dims 0", "n_dims '0' at byte offset 33", .outOfRange),
+        ("n_dims 9", "n_dims '9' at byte offset 33", .outOfRange),
+        ("zero dim", "dim 1 is '0' at byte offset 45", .outOfRange),
+        ("element overflow", "more than 4398046511104 elements", .outOfRange),
+        ("unknown tensor type", "unknown ggml type '77' at byte offset 45", .unsupported),
+        ("removed tensor type", "Q4_2/Q4_3 were removed", .unsupported),
+        ("partial block row", "rows of '16' values (dim 0, byte offset 37)", .badFormat),
+        ("offset past end", "data offset '1048576' (field at byte offset 49), past the end", .truncated),
+        ("data past end", "data at byte offset 192 (256 bytes of F32) runs past the end of the file (320 bytes)", .truncated),
+        ("misaligned offset", "data offset '4' (field at byte offset 49), not a multiple of the alignment 32", .badFormat),
+    ])
+    func malformedFilesGiveClearErrors(kind: String, fragment: String, code: PruneError.Code) throws {
+        let p = try temp(try malformed(kind))
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        let e = try #require(throws: PruneError.self, "\(kind)") { try GGUFFile(path: p) }
+        #expect(e.message.contains(fragment), "\(kind): \(e.message)")
+        #expect(e.code == code, "\(kind): \(e.code) \(e.message)")
+        #expect(e.message.contains("GGUF file '\(p)'"), "\(kind) names the file: \(e.message)")
+        #expect(!e.message.contains("\n"))
+    }
+
+    /// Cutting the file anywhere before the end of the last tensor's data is an error; the
+    /// padding after it may go.
+    @Test func everyTruncationIsAnError() throws {
+        let full = Array(try sampleWriter().encoded())
+        try withTemp { p in
+            try Data(full).write(to: URL(fileURLWithPath: p))
+            let last = try #require(try GGUFFile(path: p).tensors.last)
+            let end = last.offset + last.byteCount
+            for cut in 0..<full.count {
+                try Data(full.prefix(cut)).write(to: URL(fileURLWithPath: p))
+                if cut < end {
+                    #expect(throws: PruneError.self, "cut at \(cut)") { try GGUFFile(path: p) }
+                } else {
+                    #expect(try GGUFFile(path: p).dequantize(last) == Self.bf16Data, "cut at \(cut)")
+                }
+            }
+        }
+    }
+
+    /// Random byte corruption (fixed seed): every file either opens and dequantises or throws a
+    /// PruneError; nothing crashes or allocates without bound.
+    @Test func corruptedBytesNeverCrash() throws {
+        let full = Array(try sampleWriter().encoded())
+        let header = try withTemp { p in
+            try Data(full).write(to: URL(fileURLWithPath: p))
+            return try GGUFFile(path: p).dataOffset
+        }
+        var rng = DequantizeTests.SplitMix64(state: 42)
+        var opened = 0
+        try withTemp { p in
+            for _ in 0..<400 {
+                var bytes = full
+                for _ in 0..<Int(1 + rng.next() % 3) {
+                    let at = Int(rng.next() % UInt64(header))
+                    let choice = rng.next() % 4
+                    bytes[at] = choice == 0 ? 0xFF : choice == 1 ? 0 : UInt8(truncatingIfNeeded: rng.next())
+                }
+                try Data(bytes).write(to: URL(fileURLWithPath: p))
+                do {
+                    let f = try GGUFFile(path: p)
+                    for t in f.tensors where GGMLType.dequantizable.contains(t.type) { _ = try f.dequantize(t) }
+                    opened += 1
+                } catch is PruneError {}
+            }
+        }
+        #expect(opened > 0 && opened < 400)
     }
 
     @Test func missingFileIsNamed() {
-        do {
-            _ = try GGUFFile(path: "/no/such/model.gguf")
-            Issue.record("no error")
-        } catch let e as PruneError {
-            #expect(e.code == .fileNotFound && e.message.contains("/no/such/model.gguf"))
-        } catch { Issue.record("\(error)") }
+        let e = #expect(throws: PruneError.self) { try GGUFFile(path: "/no/such/model.gguf") }
+        #expect(e?.code == .fileNotFound && e?.message.contains("'/no/such/model.gguf'") == true)
     }
 
-    @Test(.enabled(if: TestPaths.modelPresent, TestPaths.modelMissingReason))
+    @Test func directoryIsRejected() {
+        let e = #expect(throws: PruneError.self) { try GGUFFile(path: NSTemporaryDirectory()) }
+        #expect(e?.code == .invalidArgument && e?.message.contains("not a regular file") == true)
+    }
+
+    @Test func typeGeometry() throws {
+        #expect(GGMLType.q4_1.name == "Q4_1" && GGMLType.q6_K.name == "Q6_K" && GGMLType.bf16.name == "BF16")
+        #expect(try GGMLType.q4_K.byteCount(elements: 512) == 288)
+        #expect(try GGMLType.f16.byteCount(elements: 3) == 6)
+        #expect(try GGMLType.q8_0.byteCount(elements: 64) == 68)
+        #expect(try GGMLType.q4_1.byteCount(elements: 32) == 20)
+        #expect(throws: PruneError.self) { try GGMLType.q8_0.byteCount(elements: 33) }
+        #expect(GGMLType(rawValue: 39) == .mxfp4 && GGMLType(rawValue: 4) == nil)
+    }
+
+    static let layerTensors = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: TestPaths.model),
+                   "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent: run scripts/setup.sh"))
     func realModelOpensAndDequantises() throws {
         let f = try GGUFFile(path: TestPaths.model)
-        #expect(f["general.architecture"]?.string == "llama")
-        #expect(f.tensors.count == 2 + 30 * 9)
+        #expect(f.version == 3 && f.alignment == 32)
+        #expect(f["general.architecture"]?.string == "llama" && f["llama.block_count"]?.int == 30)
+        #expect(f["tokenizer.ggml.tokens"]?.stringArray?.count == 49152)
+        for l in 0..<30 {
+            for name in Self.layerTensors {
+                #expect(f.tensor(named: "blk.\(l).\(name).weight") != nil, "blk.\(l).\(name).weight")
+            }
+        }
+        #expect(f.tensors.count == 2 + 30 * Self.layerTensors.count)
+        #expect(Set(f.tensors.map(\.type)) == [.f32, .q4_1, .q8_0])
         let emb = try #require(f.tensor(named: "token_embd.weight"))
-        #expect(emb.shape == [49152, 576])
+        #expect(emb.shape == [49152, 576] && emb.type == .q8_0)
         let v = try f.dequantize(emb)
-        #expect(v.count == 49152 * 576 && v.allSatisfy { $0.isFinite })
-        let c = try ModelConfig(gguf: f)
-        #expect(c.nLayers == 30 && c.nHead == [Int](repeating: 9, count: 30) && c.nKVHead[0] == 3 && c.ffnDim[0] == 1536)
-        #expect(c.headDim == 64 && c.ropeBase == 100000 && c.tiedEmbeddings)
+        #expect(v.count == 49152 * 576 && v.allSatisfy(\.isFinite))
+        let q = try f.dequantize(try #require(f.tensor(named: "blk.0.attn_q.weight")))
+        #expect(q.count == 576 * 576 && q.allSatisfy(\.isFinite) && q.contains { $0 != 0 })
     }
 }

@@ -142,7 +142,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (5.6, 900.0, [5, 10, 100, 1000], ["5", "10", "100", "1000"]),
+        (5.6, 900.0, [10, 100, 1000], ["10", "100", "1000"]),
+        (2.1, 900.0, [2, 10, 100, 1000], ["2", "10", "100", "1000"]),
         (0.0031, 0.9, [0.002, 0.01, 0.1, 1], ["0.002", "0.01", "0.1", "1"]),
         (5.6, 40.0, [5, 10, 20, 50], ["5", "10", "20", "50"]),
         (5.6, 9.0, [5, 6, 7, 8, 9, 10], ["5", "6", "7", "8", "9", "10"]),
@@ -154,6 +155,7 @@ import Testing
         #expect(zip(axis.ticks, ticks).allSatisfy { abs($0 - $1) <= 1e-12 * $1 } && axis.ticks.count == ticks.count)
         #expect(axis.labels == labels)
         #expect(axis.lo <= lo && axis.hi >= hi)
+        #expect(axis.minorTicks.allSatisfy { $0 >= axis.lo && $0 <= axis.hi && !axis.ticks.contains($0) })
     }
 
     @Test func numbersAreFixedPrecision() {

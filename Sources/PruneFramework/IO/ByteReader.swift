@@ -43,16 +43,16 @@ struct ByteReader {
     /// Reads a little-endian IEEE binary64.
     mutating func readF64(_ field: String) throws -> Double { Double(bitPattern: try read(UInt64.self, field)) }
 
-    /// Reads a u64 count and checks it against `cap` and against the bytes left, assuming every
-    /// counted item takes at least `minItemBytes` bytes.
-    mutating func readCount(_ field: String, cap: Int, minItemBytes: Int) throws -> Int {
+    /// Reads a u64 count and checks it against `cap` and, when `minItemBytes` > 0, against the
+    /// bytes left, assuming every counted item takes at least `minItemBytes` bytes.
+    mutating func readCount(_ field: String, cap: Int, minItemBytes: Int = 0) throws -> Int {
         let at = offset
         let n = try read(UInt64.self, field)
         guard n <= UInt64(cap) else {
-            throw PruneError(.outOfRange, "\(source): \(field) '\(n)' at byte offset \(at) is more than the limit \(cap): the file is corrupt")
+            throw PruneError(.outOfRange, "\(source): \(field) at byte offset \(at) is '\(n)', more than the limit \(cap): the file is corrupt")
         }
-        guard n <= UInt64(remaining / max(minItemBytes, 1)) else {
-            throw PruneError(.outOfRange, "\(source): \(field) '\(n)' at byte offset \(at) is more than the \(remaining) bytes left can hold (at most \(remaining / max(minItemBytes, 1))): the file is truncated or corrupt")
+        guard minItemBytes <= 0 || n <= UInt64(remaining / minItemBytes) else {
+            throw PruneError(.truncated, "\(source): \(field) at byte offset \(at) is '\(n)', more than the \(remaining) bytes left can hold (at most \(remaining / minItemBytes)): the file is truncated or corrupt")
         }
         return Int(n)
     }

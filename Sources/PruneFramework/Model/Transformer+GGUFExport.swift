@@ -29,7 +29,9 @@ extension Transformer {
     ///
     /// `source`: the GGUF the model was loaded from; its `tokenizer.*` and `general.*` metadata
     /// (except `general.file_type`, `general.quantization_*`, `general.alignment`) are copied so
-    /// llama.cpp can tokenize. `name` sets `general.name` (default: the source's, else "pruned model").
+    /// llama.cpp can tokenize; without a source the file has no tokenizer and llama.cpp refuses to
+    /// load it (this package still can). `name` sets `general.name` (default: the source's, else
+    /// "pruned model").
     ///
     /// llama.cpp's `llama` loader takes one width for all layers. `deci` (same tensor names) reads
     /// `deci.attention.head_count`, `deci.attention.head_count_kv` and `deci.feed_forward_length`

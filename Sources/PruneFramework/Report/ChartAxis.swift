@@ -11,6 +11,8 @@ struct ChartAxis: Equatable {
     var ticks: [Double]
     var labels: [String]
     var isLog = false
+    /// Unlabelled values for faint gridlines (the 2s and 5s of a log axis labelled by decades).
+    var minorTicks: [Double] = []
 
     /// Where `value` falls along the axis, 0 at `lo` and 1 at `hi` (outside 0...1 when outside).
     func fraction(_ value: Double) -> Double {
@@ -118,11 +120,9 @@ struct ChartAxis: Equatable {
         }
         let domainLo = candidates.last { $0.value <= a * (1 + 1e-12) }?.value ?? a
         let domainHi = candidates.first { $0.value >= b * (1 - 1e-12) }?.value ?? b
-        var inside = candidates.filter { $0.value >= domainLo * (1 - 1e-12) && $0.value <= domainHi * (1 + 1e-12) }
+        let inside = candidates.filter { $0.value >= domainLo * (1 - 1e-12) && $0.value <= domainHi * (1 + 1e-12) }
         if log10(domainHi / domainLo) > 2.01 {
-            inside = inside.enumerated().filter { i, c in
-                i == 0 || i == inside.count - 1 || c.isPower
-            }.map(\.element)
+            return decadeLabelled(inside, lo: domainLo, hi: domainHi)
         }
         if inside.count >= 3 {
             return ChartAxis(lo: domainLo, hi: domainHi, ticks: inside.map(\.value),
@@ -130,6 +130,24 @@ struct ChartAxis: Equatable {
         }
         var axis = linearFixed(domainLo, domainHi)
         axis.isLog = true
+        return axis
+    }
+
+    /// Labels the powers of ten, and a domain end when it is at least half a decade from them;
+    /// the other 1-2-5 values become minor ticks.
+    private static func decadeLabelled(_ values: [(value: Double, isPower: Bool, label: String)],
+                                       lo: Double, hi: Double) -> ChartAxis {
+        let powers = values.filter(\.isPower).map(\.value)
+        let farFromPowers = { (v: Double) in powers.allSatisfy { abs(log10(v / $0)) >= 0.5 } }
+        var axis = ChartAxis(lo: lo, hi: hi, ticks: [], labels: [], isLog: true)
+        for (i, c) in values.enumerated() {
+            let isEnd = i == 0 || i == values.count - 1
+            if c.isPower || (isEnd && farFromPowers(c.value)) {
+                axis.ticks.append(c.value); axis.labels.append(c.label)
+            } else {
+                axis.minorTicks.append(c.value)
+            }
+        }
         return axis
     }
 

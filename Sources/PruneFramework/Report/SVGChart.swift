@@ -27,6 +27,7 @@ public enum SVGChart {
 
     static let axisColour = "#444444"
     static let gridColour = "#e3e3e3"
+    static let minorGridColour = "#f2f2f2"
     static let labelColour = "#222222"
     static let mutedColour = "#666666"
 
@@ -117,8 +118,12 @@ public enum SVGChart {
                  x: cx, y: cy, size: labelSize, anchor: .middle, fill: labelColour, rotate: -90)
     }
 
-    /// Horizontal gridlines and labels for each y tick, then the y axis line.
+    /// Horizontal gridlines (faint for minor ticks) and labels for each y tick, then the y axis line.
     static func drawYAxis(_ svg: inout SVGWriter, _ layout: Layout, _ axis: ChartAxis) {
+        for value in axis.minorTicks {
+            let y = layout.y(axis.fraction(value))
+            svg.line(layout.plotLeft, y, layout.plotRight, y, stroke: minorGridColour)
+        }
         for (value, label) in zip(axis.ticks, axis.labels) {
             let y = layout.y(axis.fraction(value))
             svg.line(layout.plotLeft, y, layout.plotRight, y, stroke: gridColour)

@@ -98,7 +98,8 @@ public final class GGUFFile: @unchecked Sendable {
             }
             throw PruneError(.unsupported, "\(src): GGUF version '\(version)' at byte offset 4 is not supported: \(why)")
         }
-        let tensors = try r.readCount("tensor_count", cap: maxTensors, minItemBytes: minTensorInfoBytes)
+        // Checked against the bytes left once the metadata has been read.
+        let tensors = try r.readCount("tensor_count", cap: maxTensors)
         let keys = try r.readCount("metadata_kv_count", cap: maxKeys, minItemBytes: minKeyValueBytes)
         return (version, tensors, keys)
     }
@@ -163,7 +164,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw PruneError(.outOfRange, "\(r.source): metadata '\(key)' nests arrays deeper than \(maxNesting) levels at byte offset \(r.offset): the file is corrupt")
         }
         let et = try readTag(&r, "the elements of array '\(key)'")
-        let count = try r.readCount("array count of '\(key)'", cap: Int.max, minItemBytes: et.minBytes)
+        let count = try r.readCount("count of array '\(key)'", cap: Int.max, minItemBytes: et.minBytes)
         var out: [GGUFValue] = []
         out.reserveCapacity(count)
         for _ in 0..<count { out.append(try readValue(&r, et, key, depth: depth + 1)) }
@@ -175,7 +176,7 @@ public final class GGUFFile: @unchecked Sendable {
         guard let i = keys["general.alignment"] else { return defaultAlignment }
         let v = meta[i].value
         guard let a = v.int, a > 0, a <= maxAlignment, a & (a - 1) == 0 else {
-            throw PruneError(.badFormat, "\(source): metadata 'general.alignment' is '\(v.int.map(String.init) ?? "\(v)")' (\(v.typeName)); it must be an integer power of two from 1 to \(maxAlignment), usually 32")
+            throw PruneError(.badFormat, "\(source): metadata 'general.alignment' is '\(v.int.map(String.init) ?? v.string ?? "…")' (\(v.typeName)); it must be an integer power of two from 1 to \(maxAlignment), usually 32")
         }
         return a
     }
