@@ -18,6 +18,11 @@
 
 static inline long mm_min(long a, long b) { return a < b ? a : b; }
 
+/// Rows up to which xwt with an unpacked W uses dot products instead of the GEMM.
+#ifndef MM_XWT_DOT_M
+#define MM_XWT_DOT_M 12
+#endif
+
 #ifndef MM_BDIRECT
 #define MM_BDIRECT 1
 #endif
@@ -332,10 +337,13 @@ static void mm_gemm_part(const prune_mm_backend_t *be, int part, int nparts, lon
 void prune_mm_xwt(int backend, int part, int nparts, float *y, const float *x, const float *w, long m, long n,
                   long k, int acc) {
     const prune_mm_backend_t *be = mm_backend(backend);
-    if (m <= PRUNE_MM_SMALL_M) {
+    if (m <= PRUNE_MM_SMALL_M || (m <= MM_XWT_DOT_M && k >= 256)) {
+        // Dot products of rows, 4 rows of X at a time: cheaper than packing Wᵀ for so few rows (unless
+        // the rows are short and the horizontal sums dominate).
         long j0, j1;
         mm_split(n, 16, part, nparts, &j0, &j1);
-        if (j0 < j1) be->xwt_small(y, n, x, w, m, j0, j1, k, acc);
+        for (long i = 0; i < m && j0 < j1; i += PRUNE_MM_SMALL_M)
+            be->xwt_small(y + i * n, n, x + i * k, w, mm_min(PRUNE_MM_SMALL_M, m - i), j0, j1, k, acc);
         return;
     }
     mm_gemm_part(be, part, nparts, m, n, k, x, k, 1, w, 1, k, NULL, 0, y, n, acc);

@@ -1,11 +1,13 @@
-// A small thread pool for the matmul parts: nparts − 1 workers, each with a fixed part, that spin for a
-// short while after a job (so back-to-back products, as in token generation, start at once) and then
-// sleep on a condition variable. The caller runs part 0. A call made while the pool is busy (from
-// another thread, or nested) runs its parts on the calling thread.
+// A small thread pool for the matmul parts. The caller publishes a job and claims parts itself; the
+// workers claim the rest. A worker spins for a short while after a job (so back-to-back products, as
+// in token generation, start at once) and then sleeps on a condition variable. Since parts are
+// claimed, not assigned, a worker that is asleep or descheduled (another process on the core) costs
+// no more than doing its part on the calling thread. A call made while the pool is busy (from another
+// thread, or nested) runs its parts on the calling thread.
 #include "CKernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -14,7 +16,7 @@
 #define MM_PAUSE() ((void)0)
 #endif
 
-#define MM_MAX_WORKERS 63
+#define MM_MAX_PARTS 64
 /// How long a worker spins for the next job before it sleeps.
 #define MM_SPIN_NS 100000L
 
@@ -25,22 +27,18 @@ typedef struct {
     long m, n, k;
 } mm_job;
 
-typedef struct {
-    pthread_t thread;
-    int index;
-    _Atomic unsigned long go;    // generation of the job to run
-    _Atomic unsigned long done;  // generation of the last job run
-    int sleeping;                // guarded by mm_pool.lock
-} mm_worker;
-
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    atomic_flag busy;
-    int nworkers;
-    unsigned long gen;
-    mm_job job;
-    mm_worker workers[MM_MAX_WORKERS];
+    atomic_flag busy;          // held by the caller running a job
+    int nworkers, sleeping;    // sleeping: guarded by lock
+    unsigned long gen;         // written by the caller holding busy
+    _Atomic unsigned long go;  // generation of the current job
+    // Claims of the current job: gen << 16 | nparts << 8 | next part. Parts are claimed with a CAS that
+    // checks the generation, so a late worker can never claim a part of a later job.
+    _Atomic unsigned long claim;
+    _Atomic int done;          // parts of the current job finished
+    mm_job job;                // stable while the current job has unfinished parts
 } mm_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT};
 
 static void mm_run_part(const mm_job *j, int part) {
@@ -56,6 +54,21 @@ static void mm_run_part(const mm_job *j, int part) {
     }
 }
 
+/// Claims and runs parts of job generation g until none is left.
+static void mm_work(unsigned long g) {
+    unsigned long c = atomic_load_explicit(&mm_pool.claim, memory_order_acquire);
+    for (;;) {
+        if ((c >> 16) != g || (c & 0xFF) >= ((c >> 8) & 0xFF)) return;
+        if (!atomic_compare_exchange_weak_explicit(&mm_pool.claim, &c, c + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        // The job has an unfinished part (this one), so mm_pool.job is the job of generation g.
+        mm_run_part(&mm_pool.job, (int)(c & 0xFF));
+        atomic_fetch_add_explicit(&mm_pool.done, 1, memory_order_acq_rel);
+        c = atomic_load_explicit(&mm_pool.claim, memory_order_acquire);
+    }
+}
+
 static long mm_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -63,44 +76,38 @@ static long mm_now_ns(void) {
 }
 
 static void *mm_worker_main(void *arg) {
-    mm_worker *w = arg;
-    unsigned long seen = atomic_load_explicit(&w->done, memory_order_acquire);  // set before the thread started
+    unsigned long seen = (unsigned long)arg;  // the generation when the worker was started
     for (;;) {
         long start = mm_now_ns();
         unsigned long g;
         for (int spins = 0;; spins++) {
-            g = atomic_load_explicit(&w->go, memory_order_acquire);
+            g = atomic_load_explicit(&mm_pool.go, memory_order_acquire);
             if (g != seen) break;
             if ((spins & 255) == 255 && mm_now_ns() - start > MM_SPIN_NS) {
                 pthread_mutex_lock(&mm_pool.lock);
-                w->sleeping = 1;
-                while ((g = atomic_load_explicit(&w->go, memory_order_acquire)) == seen)
+                mm_pool.sleeping++;
+                while ((g = atomic_load_explicit(&mm_pool.go, memory_order_acquire)) == seen)
                     pthread_cond_wait(&mm_pool.wake, &mm_pool.lock);
-                w->sleeping = 0;
+                mm_pool.sleeping--;
                 pthread_mutex_unlock(&mm_pool.lock);
                 break;
             }
             MM_PAUSE();
         }
         seen = g;
-        if (w->index < mm_pool.job.nparts) mm_run_part(&mm_pool.job, w->index);
-        atomic_store_explicit(&w->done, g, memory_order_release);
+        mm_work(g);
     }
     return NULL;
 }
 
-/// Starts workers up to `count` (called with the pool held). Returns the number running.
+/// Starts workers up to `count` (called holding busy). Returns the number running.
 static int mm_grow(int count) {
-    if (count > MM_MAX_WORKERS) count = MM_MAX_WORKERS;
     while (mm_pool.nworkers < count) {
-        mm_worker *w = &mm_pool.workers[mm_pool.nworkers];
-        w->index = mm_pool.nworkers + 1;
-        atomic_store(&w->go, mm_pool.gen);
-        atomic_store(&w->done, mm_pool.gen);
+        pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&w->thread, &attr, mm_worker_main, w);
+        int rc = pthread_create(&t, &attr, mm_worker_main, (void *)mm_pool.gen);
         pthread_attr_destroy(&attr);
         if (rc != 0) break;
         mm_pool.nworkers++;
@@ -110,26 +117,29 @@ static int mm_grow(int count) {
 
 void prune_mm_run(int op, int backend, int nparts, float *out, const float *a, const float *b, long m, long n, long k,
                   int acc) {
-    mm_job job = {op, backend, nparts < 1 ? 1 : nparts, acc, out, a, b, m, n, k};
-    if (job.nparts == 1 || atomic_flag_test_and_set_explicit(&mm_pool.busy, memory_order_acquire)) {
-        for (int p = 0; p < job.nparts; p++) mm_run_part(&job, p);
+    if (nparts < 1) nparts = 1;
+    if (nparts > MM_MAX_PARTS) nparts = MM_MAX_PARTS;
+    mm_job job = {op, backend, nparts, acc, out, a, b, m, n, k};
+    if (nparts == 1 || atomic_flag_test_and_set_explicit(&mm_pool.busy, memory_order_acquire)) {
+        for (int p = 0; p < nparts; p++) mm_run_part(&job, p);
         return;
     }
-    int workers = mm_grow(job.nparts - 1);
-    if (workers < job.nparts - 1) {  // could not start enough threads: fewer, larger parts
-        job.nparts = workers + 1;
-    }
-    mm_pool.job = job;
+    mm_grow(nparts - 1);  // with fewer workers than asked for, the caller claims the rest
     unsigned long g = ++mm_pool.gen;
-    int used = job.nparts - 1;
-    for (int i = 0; i < used; i++) atomic_store_explicit(&mm_pool.workers[i].go, g, memory_order_release);
+    mm_pool.job = job;
+    atomic_store_explicit(&mm_pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&mm_pool.claim, g << 16 | (unsigned long)nparts << 8, memory_order_release);
+    atomic_store_explicit(&mm_pool.go, g, memory_order_release);
     pthread_mutex_lock(&mm_pool.lock);
-    int anyAsleep = 0;
-    for (int i = 0; i < used; i++) anyAsleep |= mm_pool.workers[i].sleeping;
-    if (anyAsleep) pthread_cond_broadcast(&mm_pool.wake);
+    if (mm_pool.sleeping) pthread_cond_broadcast(&mm_pool.wake);
     pthread_mutex_unlock(&mm_pool.lock);
-    mm_run_part(&job, 0);
-    for (int i = 0; i < used; i++)
-        while (atomic_load_explicit(&mm_pool.workers[i].done, memory_order_acquire) != g) MM_PAUSE();
+    mm_work(g);
+    // Parts still running on workers: spin a little, then yield the core (the worker may be waiting for it).
+    for (int spins = 0; atomic_load_explicit(&mm_pool.done, memory_order_acquire) < nparts; spins++) {
+        if (spins < 4096)
+            MM_PAUSE();
+        else
+            sched_yield();
+    }
     atomic_flag_clear_explicit(&mm_pool.busy, memory_order_release);
 }

@@ -26,8 +26,9 @@ import Testing
     @Test func magnitudeL1SumsAbsoluteValuesOverSlices() throws {
         let m = try handModel()
         let s = try MagnitudeCriterion(norm: "l1").scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))
-        // channel 0: |1|+|-1| + |0|+|1| + |1|+|0| = 4; channel 1: 2 + 2 + 2 = 6; channel 2: 3 + 0 + 1 = 4
-        #expect(s == [4, 6, 4])
+        // gate rows [1,-1] [0,2] [3,0]; up rows [0,1] [1,1] [0,0]; down columns [1,0] [0,0] [-2,1]
+        // channel 0: 2 + 1 + 1 = 4; channel 1: 2 + 2 + 0 = 4; channel 2: 3 + 0 + 3 = 6
+        #expect(s == [4, 4, 6])
     }
 
     @Test func magnitudeL2UsesSliceNorms() throws {
@@ -47,8 +48,10 @@ import Testing
         _ = (mlpIn, mid)
         let s = try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: stats, seed: 0))
         let r2 = 2.0.squareRoot()
-        // channel 0: gate |1|√2+|-1|·2, up |0|√2+|1|·2, down column 0: (|1|+|0|)·3
-        let want = [r2 + 2 + 2 + 3, 2 * r2 + 4 + r2 + 0, 3 * r2 + 0 + 0 + (2 + 1) * 4]
+        // channel 0: gate |1|√2+|-1|·2, up |0|√2+|1|·2, down column [1,0] against norm 3
+        // channel 1: gate 0·√2+2·2, up √2+2, down column [0,0]
+        // channel 2: gate 3√2, up 0, down column [-2,1] against norm 4: (2+1)·4
+        let want = [r2 + 2 + 2 + 3, 4 + r2 + 2, 3 * r2 + (2 + 1) * 4]
         for (a, b) in zip(s, want) { #expect(abs(a - b) < 1e-9) }
     }
 

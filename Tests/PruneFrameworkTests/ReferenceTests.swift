@@ -34,10 +34,12 @@ struct ReferenceTests {
         #expect(maxDiff < 0.01)
     }
 
-    /// llama.cpp's own CPU arithmetic (activations quantised for its quantised matmuls, F16 KV cache)
-    /// moves logits by up to about 1 at these positions; PyTorch's f32 forward deviates from it by the
-    /// same amount (1.05 max, 498/512 top-1). These bounds pin that measured deviation so a regression
-    /// shows; the 0.05 / 99% targets are not met (see BENCHMARKS.md).
+    /// The logits of these positions are very sensitive to arithmetic: llama.cpp itself (0.3.36, no
+    /// flash attention, which reproduces the reference file exactly) moves them by up to 1.35 when only
+    /// its KV cache changes from f16 to f32. PyTorch's f32 forward deviates from the reference by the
+    /// same 1.05 max / 498 of 512 top-1 as ours. These bounds pin that measured deviation so a
+    /// regression shows; the 0.05 / 99% targets would need a bit-exact emulation of
+    /// llama.cpp's kernels (see BENCHMARKS.md).
     @Test func logitsAndTop1OfWindow0AgainstLlamaCpp() throws {
         let model = try #require(SharedModel.model)
         let w0 = Array(try windows()[0..<512])

@@ -71,13 +71,13 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         var plan = PruningPlan()
         plan.removals["kv-groups@0"] = [1]
         plan.removals["kv-groups@2"] = [0, 2]
-        plan.removals["mlp-channels@1"] = [0, 5, 6, 19]
+        plan.removals["mlp-channels@0"] = [0, 5, 6, 19]
         plan.removals["mlp-channels@3"] = Array(0..<20)
         plan.removals["blocks"] = [1]
         let pruned = try Surgery.apply(plan, groups: groups, to: dense)
         #expect(pruned.config.nLayers == 3)
         #expect(pruned.config.nKVHead == [2, 1, 3] && pruned.config.nHead == [4, 2, 6])
-        #expect(pruned.config.ffnDim == [20, 28, 12])
+        #expect(pruned.config.ffnDim == [16, 28, 12])
         #expect(pruned.parameterCount == dense.parameterCount - plan.removedParameters(in: groups))
         try Surgery.mask(plan, groups: groups, in: dense)
         let t = tokens(2 * 9, vocab: 41)

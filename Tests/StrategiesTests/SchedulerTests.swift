@@ -33,7 +33,7 @@ import Testing
         let m = try tinyModel(layers: 2)
         let groups = try LlamaGrouping(structures: [.mlpChannel]).groups(for: m)
         // Layer 1's channels score far lower: with no normalisation they all go first (all but one).
-        let scores = [groups[0].units.map { _ in 10.0 }, groups[1].units.indices.map { Double($0) }]
+        let scores = [groups[0].units.map { _ in 10.0 }, groups[1].units.indices.map { Double($0) / 10 }]
         let s = try decode(GlobalScheduler.self, #"{"ratio": 0.1, "normalization": "none"}"#)
         let plan = try s.plan(groups: groups, scores: scores,
                               context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount))

@@ -57,6 +57,22 @@ struct ByteReader {
         return Int(n)
     }
 
+    /// `s` made safe for a one-line message: control characters escaped, cut to about 100
+    /// characters.
+    static func shown(_ s: String) -> String {
+        var out = String.UnicodeScalarView()
+        for c in s.unicodeScalars {
+            if out.count >= 100 { return String(out) + "…" }
+            let v = c.value
+            if v < 0x20 || (0x7F...0x9F).contains(v) {
+                out.append(contentsOf: "\\u{\(String(v, radix: 16))}".unicodeScalars)
+            } else {
+                out.append(c)
+            }
+        }
+        return String(out)
+    }
+
     /// Reads a u64-length-prefixed UTF-8 string of at most `cap` bytes (invalid UTF-8 is
     /// replaced by U+FFFD).
     mutating func readString(_ field: String, cap: Int = 1 << 30) throws -> String {

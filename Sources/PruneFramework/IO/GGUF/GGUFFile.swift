@@ -112,11 +112,12 @@ public final class GGUFFile: @unchecked Sendable {
         for i in 0..<count {
             let at = r.offset
             let key = try r.readString("metadata key \(i)", cap: maxKeyBytes)
+            let shown = ByteReader.shown(key)
             guard keys[key] == nil else {
-                throw PruneError(.badFormat, "\(r.source): duplicate metadata key '\(key)' at byte offset \(at) (pair \(i)); each key may appear once")
+                throw PruneError(.badFormat, "\(r.source): duplicate metadata key '\(shown)' at byte offset \(at) (pair \(i)); each key may appear once")
             }
-            let tag = try readTag(&r, "metadata '\(key)'")
-            let value = try readValue(&r, tag, key, depth: 0)
+            let tag = try readTag(&r, "metadata '\(shown)'")
+            let value = try readValue(&r, tag, shown, depth: 0)
             keys[key] = meta.count
             meta.append((key, value))
         }
@@ -133,7 +134,7 @@ public final class GGUFFile: @unchecked Sendable {
         return tag
     }
 
-    /// Reads one value of type `tag`; `key` names it in errors.
+    /// Reads one value of type `tag`; `key` (already made printable) names it in errors.
     static func readValue(_ r: inout ByteReader, _ tag: GGUFValue.Tag, _ key: String, depth: Int) throws -> GGUFValue {
         switch tag {
         case .uint8: return .uint8(try r.read(UInt8.self, key))
@@ -193,7 +194,7 @@ public final class GGUFFile: @unchecked Sendable {
             let at = r.offset
             let name = try r.readString("tensor \(i) name", cap: maxKeyBytes)
             guard names[name] == nil else {
-                throw PruneError(.badFormat, "\(r.source): duplicate tensor name '\(name)' at byte offset \(at) (tensor \(i)); each tensor name may appear once")
+                throw PruneError(.badFormat, "\(r.source): duplicate tensor name '\(ByteReader.shown(name))' at byte offset \(at) (tensor \(i)); each tensor name may appear once")
             }
             let info = try readTensorInfo(&r, name: name, alignment: alignment)
             names[name] = infos.count
@@ -202,8 +203,9 @@ public final class GGUFFile: @unchecked Sendable {
         return (infos, names)
     }
 
-    /// Reads fields 6.2–6.5 of the tensor `name`.
-    static func readTensorInfo(_ r: inout ByteReader, name: String, alignment: Int) throws -> GGUFTensorInfo {
+    /// Reads fields 6.2 and 6.3 (n_dims, dims) of the tensor `name` and returns the dims and
+    /// their element count.
+    static func readDims(_ r: inout ByteReader, name: String) throws -> ([Int], Int) {
         let src = r.source
         let nd = try r.read(UInt32.self, "n_dims of '\(name)'")
         guard nd >= 1, nd <= UInt32(maxDims) else {
@@ -223,13 +225,21 @@ public final class GGUFFile: @unchecked Sendable {
             elements = p
             dims.append(Int(v))
         }
+        return (dims, elements)
+    }
+
+    /// Reads fields 6.2–6.5 of the tensor `name`.
+    static func readTensorInfo(_ r: inout ByteReader, name tensorName: String, alignment: Int) throws -> GGUFTensorInfo {
+        let src = r.source
+        let name = ByteReader.shown(tensorName)
+        let (dims, elements) = try readDims(&r, name: name)
         let typeAt = r.offset
         let rawType = try r.read(UInt32.self, "type of '\(name)'")
         guard let type = GGMLType(rawValue: rawType) else {
             throw PruneError(.unsupported, "\(src): tensor '\(name)' has unknown ggml type '\(rawType)' at byte offset \(typeAt); \(GGMLType.unknownReason(rawType))")
         }
         guard dims[0] % type.blockSize == 0 else {
-            throw PruneError(.badFormat, "\(src): tensor '\(name)' of type \(type.name) has rows of '\(dims[0])' values (dim 0, byte offset \(typeAt - 8 * Int(nd))), not a multiple of its \(type.blockSize)-value block")
+            throw PruneError(.badFormat, "\(src): tensor '\(name)' of type \(type.name) has rows of '\(dims[0])' values (dim 0, byte offset \(typeAt - 8 * dims.count)), not a multiple of its \(type.blockSize)-value block")
         }
         let bytes = try type.byteCount(elements: elements)
         let offAt = r.offset
@@ -240,7 +250,7 @@ public final class GGUFFile: @unchecked Sendable {
         guard Int(off) % alignment == 0 else {
             throw PruneError(.badFormat, "\(src): tensor '\(name)' has data offset '\(off)' (field at byte offset \(offAt)), not a multiple of the alignment \(alignment)")
         }
-        return GGUFTensorInfo(name: name, dims: dims, type: type, offset: Int(off), byteCount: bytes)
+        return GGUFTensorInfo(name: tensorName, dims: dims, type: type, offset: Int(off), byteCount: bytes)
     }
 
     /// Makes offsets absolute and checks that every tensor's bytes lie inside the file.
@@ -248,7 +258,7 @@ public final class GGUFFile: @unchecked Sendable {
         try infos.map { t in
             let abs = dataOffset + t.offset
             guard abs <= fileSize, t.byteCount <= fileSize - abs else {
-                throw PruneError(.truncated, "\(source): tensor '\(t.name)' data at byte offset \(abs) (\(t.byteCount) bytes of \(t.type.name)) runs past the end of the file (\(fileSize) bytes): the file is truncated; download or convert it again")
+                throw PruneError(.truncated, "\(source): tensor '\(ByteReader.shown(t.name))' data at byte offset \(abs) (\(t.byteCount) bytes of \(t.type.name)) runs past the end of the file (\(fileSize) bytes): the file is truncated; download or convert it again")
             }
             return GGUFTensorInfo(name: t.name, dims: t.dims, type: t.type, offset: abs, byteCount: t.byteCount)
         }
@@ -277,13 +287,13 @@ public final class GGUFFile: @unchecked Sendable {
     /// Dequantises the tensor into `into`, which must hold exactly its element count.
     public func dequantize(_ info: GGUFTensorInfo, into: UnsafeMutableBufferPointer<Float>) throws {
         guard into.count == info.elementCount else {
-            throw PruneError(.shapeMismatch, "GGUF file '\(path)': tensor '\(info.name)' has \(info.elementCount) values but the destination holds \(into.count)")
+            throw PruneError(.shapeMismatch, "GGUF file '\(path)': tensor '\(ByteReader.shown(info.name))' has \(info.elementCount) values but the destination holds \(into.count)")
         }
         guard let dst = into.baseAddress else { return }
         do {
             try PruneFramework.dequantize(info.type, rawBytes(info), count: info.elementCount, into: dst)
         } catch let e as PruneError {
-            throw PruneError(e.code, "GGUF file '\(path)': tensor '\(info.name)': \(e.message)")
+            throw PruneError(e.code, "GGUF file '\(path)': tensor '\(ByteReader.shown(info.name))': \(e.message)")
         }
     }
 }
