@@ -143,6 +143,7 @@ T512 static void z_pack(float *dst, const float *src, long rs, long cs, long row
 
 // MARK: - Few-row paths
 
+
 #define Z_XWT_SMALL(M, J)                                                                                       \
     T512 static void z_xs_##M##_##J(float *y, long ldy, const float *x, const float *w, long j, long k, int acc) { \
         __m512 s[M][J];                                                                                         \
@@ -233,28 +234,57 @@ T512 static void z_xwtp_small(float *y, long ldy, const float *x, const float *w
     }
 }
 
+/// dyw for m ≤ 4 rows: streams W row by row over the columns [c0, c1), 4 rows of W per pass, into
+/// partial sums kept in an L1 buffer (one contiguous run of W per row keeps the prefetchers busy).
+#define Z_DW_CHUNK 512
 #define Z_DYW_SMALL(M)                                                                                         \
     T512 static void z_dw_##M(float *dx, const float *dy, const float *w, long n, long k, long c0, long c1,     \
                               int acc) {                                                                       \
-        for (long c = c0; c < c1; c += 64) {                                                                   \
-            __mmask16 km[4];                                                                                   \
-            for (int t = 0; t < 4; t++) km[t] = z_mask(c1 - c - 16 * t);                                       \
-            __m512 s[M][4];                                                                                    \
+        float d[M][Z_DW_CHUNK] __attribute__((aligned(64)));                                                   \
+        int pf = n * k > (1L << 22); /* W is streamed from memory: prefetch the next 4 rows */                 \
+        for (long cb = c0; cb < c1; cb += Z_DW_CHUNK) {                                                        \
+            long cn = z_min(Z_DW_CHUNK, c1 - cb), cfull = cn & ~15L;                                           \
+            __mmask16 kt = z_mask(cn - cfull);                                                                 \
             for (int i = 0; i < M; i++)                                                                        \
-                for (int t = 0; t < 4; t++) s[i][t] = _mm512_setzero_ps();                                     \
-            for (long j = 0; j < n; j++) {                                                                     \
-                __m512 wv[4];                                                                                  \
-                for (int t = 0; t < 4; t++) wv[t] = _mm512_maskz_loadu_ps(km[t], w + j * k + c + 16 * t);     \
-                for (int i = 0; i < M; i++) {                                                                  \
-                    __m512 g = _mm512_set1_ps(dy[i * n + j]);                                                  \
-                    for (int t = 0; t < 4; t++) s[i][t] = _mm512_fmadd_ps(g, wv[t], s[i][t]);                  \
+                for (long c = 0; c < cn; c += 16) _mm512_store_ps(d[i] + c, _mm512_setzero_ps());              \
+            long j = 0;                                                                                        \
+            for (; j + 4 <= n; j += 4) {                                                                       \
+                const float *w0 = w + j * k + cb, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;                    \
+                __m512 g[M][4];                                                                                \
+                for (int i = 0; i < M; i++)                                                                    \
+                    for (int t = 0; t < 4; t++) g[i][t] = _mm512_set1_ps(dy[i * n + j + t]);                   \
+                for (long c = 0; c < cn; c += 16) {                                                            \
+                    __mmask16 km = c < cfull ? (__mmask16)0xFFFF : kt;                                         \
+                    __m512 v0 = _mm512_maskz_loadu_ps(km, w0 + c), v1 = _mm512_maskz_loadu_ps(km, w1 + c);    \
+                    __m512 v2 = _mm512_maskz_loadu_ps(km, w2 + c), v3 = _mm512_maskz_loadu_ps(km, w3 + c);    \
+                    if (pf)                                                                                    \
+                        for (int t = 4; t < 8; t++) _mm_prefetch((const char *)(w0 + t * k + c), _MM_HINT_T0); \
+                    for (int i = 0; i < M; i++) {                                                              \
+                        __m512 t0 = _mm512_fmadd_ps(g[i][0], v0, _mm512_load_ps(d[i] + c));                    \
+                        __m512 t1 = _mm512_mul_ps(g[i][1], v1);                                                \
+                        t0 = _mm512_fmadd_ps(g[i][2], v2, t0);                                                 \
+                        t1 = _mm512_fmadd_ps(g[i][3], v3, t1);                                                 \
+                        _mm512_store_ps(d[i] + c, _mm512_add_ps(t0, t1));                                      \
+                    }                                                                                          \
+                }                                                                                              \
+            }                                                                                                  \
+            for (; j < n; j++) {                                                                               \
+                const float *w0 = w + j * k + cb;                                                              \
+                for (long c = 0; c < cn; c += 16) {                                                            \
+                    __mmask16 km = c < cfull ? (__mmask16)0xFFFF : kt;                                         \
+                    __m512 v0 = _mm512_maskz_loadu_ps(km, w0 + c);                                             \
+                    for (int i = 0; i < M; i++)                                                                \
+                        _mm512_store_ps(d[i] + c, _mm512_fmadd_ps(_mm512_set1_ps(dy[i * n + j]), v0,           \
+                                                                  _mm512_load_ps(d[i] + c)));                  \
                 }                                                                                              \
             }                                                                                                  \
             for (int i = 0; i < M; i++)                                                                        \
-                for (int t = 0; t < 4; t++) {                                                                  \
-                    float *cp = dx + i * k + c + 16 * t;                                                       \
-                    __m512 v = acc ? _mm512_add_ps(s[i][t], _mm512_maskz_loadu_ps(km[t], cp)) : s[i][t];       \
-                    _mm512_mask_storeu_ps(cp, km[t], v);                                                       \
+                for (long c = 0; c < cn; c += 16) {                                                            \
+                    __mmask16 km = c < cfull ? (__mmask16)0xFFFF : kt;                                         \
+                    float *cp = dx + i * k + cb + c;                                                           \
+                    __m512 v = _mm512_load_ps(d[i] + c);                                                       \
+                    if (acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(km, cp));                              \
+                    _mm512_mask_storeu_ps(cp, km, v);                                                          \
                 }                                                                                              \
         }                                                                                                      \
     }

@@ -18,7 +18,7 @@
 
 #define MM_MAX_PARTS 64
 /// How long a worker spins for the next job before it sleeps.
-#define MM_SPIN_NS 100000L
+#define MM_SPIN_NS 50000L
 
 typedef struct {
     int op, backend, nparts, acc;
