@@ -1,5 +1,6 @@
-"""PyTorch CPU reference for `prune bench forward`: the same GGUF model, dequantised to f32,
-run as a plain LLaMA forward (interleaved RoPE, the GGUF layout) with 2 threads.
+"""PyTorch CPU reference for `prune bench forward` and `prune bench backward`: the same GGUF model,
+dequantised to f32, run as a plain LLaMA forward (interleaved RoPE, the GGUF layout) with 2 threads.
+With --backward it times forward + loss.backward() with every weight requiring a gradient.
 
 Prints one JSON object: tokens_per_second (best of --iterations), and the mean NLL of the first
 4x512 WikiText-2 reference windows when --check is given (to show it is the same model).
@@ -77,6 +78,7 @@ def main():
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backward", action="store_true", help="time forward + backward of the mean NLL")
     ap.add_argument("--check", help="reference token ids (.i32) to compute the 4x512 mean NLL")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -85,6 +87,27 @@ def main():
     V = w["token_embd.weight"].shape[0]
     tok = torch.randint(0, V, (a.batch, a.seq_len), generator=torch.Generator().manual_seed(1))
     out = {"engine": f"torch {torch.__version__}", "threads": a.threads, "batch": a.batch, "seq_len": a.seq_len}
+    if a.backward:
+        for t in w.values():
+            t.requires_grad_(True)
+
+        def step():
+            for t in w.values():
+                t.grad = None
+            logits = m(tok)
+            F.cross_entropy(logits[:, :-1].reshape(-1, V), tok[:, 1:].reshape(-1)).backward()
+
+        step()
+        secs = []
+        for _ in range(a.iterations):
+            t0 = time.perf_counter()
+            step()
+            secs.append(time.perf_counter() - t0)
+        out["mode"] = "forward+backward"
+        out["seconds"] = secs
+        out["tokens_per_second"] = a.batch * a.seq_len / min(secs)
+        print(json.dumps(out))
+        return
     with torch.inference_mode():
         logits = m(tok)
         F.cross_entropy(logits[:, :-1].reshape(-1, V), tok[:, 1:].reshape(-1))

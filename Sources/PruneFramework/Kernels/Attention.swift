@@ -9,55 +9,117 @@ import Foundation
 /// - k, v: S rows (S ≥ T), row stride `kvStride`, this KV head's columns start at k and v
 /// - probs: optional (groupSize·T) × S, receives the attention probabilities (for backward)
 /// Query row t is at absolute position `S − T + t` and attends to keys `0 ... S−T+t`.
-public func attentionForward(out: UnsafeMutablePointer<Float>, outStride: Int,
-                             q: UnsafePointer<Float>, qStride: Int,
-                             k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvStride: Int,
-                             probs: UnsafeMutablePointer<Float>? = nil,
-                             T: Int, S: Int, firstHead: Int, groupSize: Int, headDim hd: Int) {
+public func attentionForward<E: KernelScalar>(out: UnsafeMutablePointer<E>, outStride: Int,
+                                              q: UnsafePointer<E>, qStride: Int,
+                                              k: UnsafePointer<E>, v: UnsafePointer<E>, kvStride: Int,
+                                              probs: UnsafeMutablePointer<E>? = nil,
+                                              T: Int, S: Int, firstHead: Int, groupSize: Int, headDim hd: Int) {
     let m = groupSize * T
-    let qg = UnsafeMutablePointer<Float>.allocate(capacity: m * hd)
-    let kh = UnsafeMutablePointer<Float>.allocate(capacity: S * hd)
-    let vh = UnsafeMutablePointer<Float>.allocate(capacity: S * hd)
-    let og = UnsafeMutablePointer<Float>.allocate(capacity: m * hd)
-    let p = probs ?? UnsafeMutablePointer<Float>.allocate(capacity: m * S)
+    let qg = UnsafeMutablePointer<E>.allocate(capacity: m * hd)
+    let kh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
+    let vh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
+    let og = UnsafeMutablePointer<E>.allocate(capacity: m * hd)
+    let p = probs ?? UnsafeMutablePointer<E>.allocate(capacity: m * S)
     defer {
         qg.deallocate(); kh.deallocate(); vh.deallocate(); og.deallocate()
         if probs == nil { p.deallocate() }
     }
-    // Gather the group's queries head-major (row j·T + t) and this head's keys and values.
-    for j in 0..<groupSize {
-        for t in 0..<T {
-            (qg + (j * T + t) * hd).update(from: q + t * qStride + (firstHead + j) * hd, count: hd)
-        }
-    }
-    for s in 0..<S {
-        (kh + s * hd).update(from: k + s * kvStride, count: hd)
-        (vh + s * hd).update(from: v + s * kvStride, count: hd)
-    }
-    Matmul.xwt(p, qg, kh, m: m, n: S, k: hd)
-    let scale = 1 / Float(hd).squareRoot()
+    gatherHeads(qg, q, stride: qStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
+    gatherRows(kh, k, stride: kvStride, rows: S, headDim: hd)
+    gatherRows(vh, v, stride: kvStride, rows: S, headDim: hd)
+    E.xwt(p, qg, kh, m: m, n: S, k: hd, accumulate: false)
+    let scale = 1 / E(hd).squareRoot()
     let past = S - T
     for r in 0..<m {
         let row = p + r * S
         let visible = past + (r % T) + 1
-        var mx = -Float.infinity
+        var mx = -E.infinity
         for s in 0..<visible {
             row[s] *= scale
             if row[s] > mx { mx = row[s] }
         }
-        var sum: Float = 0
+        var sum: E = 0
         for s in 0..<visible {
-            row[s] = expf(row[s] - mx)
+            row[s] = E.exponential(row[s] - mx)
             sum += row[s]
         }
         let inv = 1 / sum
         for s in 0..<visible { row[s] *= inv }
         for s in visible..<S { row[s] = 0 }
     }
-    Matmul.dyw(og, p, vh, m: m, n: S, k: hd)
-    for j in 0..<groupSize {
-        for t in 0..<T {
-            (out + t * outStride + (firstHead + j) * hd).update(from: og + (j * T + t) * hd, count: hd)
-        }
+    E.dyw(og, p, vh, m: m, n: S, k: hd, accumulate: false)
+    scatterHeads(out, og, stride: outStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
+}
+
+/// Backward of `attentionForward` for one sequence and one KV group. With P the probabilities,
+/// O = P·V, P = softmax(scale·Q·Kᵀ): dV = Pᵀ·dO, dP = dO·Vᵀ, dZ = P⊙(dP − rowsum(dP⊙P)),
+/// dQ = scale·dZ·K, dK = scale·dZᵀ·Q.
+///
+/// - dq: T rows, stride `qStride`; the group's head columns are overwritten
+/// - dk, dv: S rows, stride `kvStride`, this KV head's columns; overwritten
+/// - dout: T rows, stride `qStride`, the gradient of the forward's out
+/// - q, k, v, probs: the forward's inputs and its saved probabilities ((groupSize·T) × S)
+public func attentionBackward<E: KernelScalar>(dq: UnsafeMutablePointer<E>, dk: UnsafeMutablePointer<E>,
+                                               dv: UnsafeMutablePointer<E>, dout: UnsafePointer<E>,
+                                               q: UnsafePointer<E>, qStride: Int,
+                                               k: UnsafePointer<E>, v: UnsafePointer<E>, kvStride: Int,
+                                               probs: UnsafePointer<E>,
+                                               T: Int, S: Int, firstHead: Int, groupSize: Int, headDim hd: Int) {
+    let m = groupSize * T
+    let qg = UnsafeMutablePointer<E>.allocate(capacity: m * hd)
+    let dog = UnsafeMutablePointer<E>.allocate(capacity: m * hd)
+    let kh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
+    let vh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
+    let dz = UnsafeMutablePointer<E>.allocate(capacity: m * S)
+    defer { qg.deallocate(); dog.deallocate(); kh.deallocate(); vh.deallocate(); dz.deallocate() }
+    gatherHeads(qg, q, stride: qStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
+    gatherHeads(dog, dout, stride: qStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
+    gatherRows(kh, k, stride: kvStride, rows: S, headDim: hd)
+    gatherRows(vh, v, stride: kvStride, rows: S, headDim: hd)
+
+    // dV = Pᵀ·dO (S × hd), written into the scratch kh's twin below after K is used; keep it apart.
+    let dvh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
+    defer { dvh.deallocate() }
+    E.dytx(dvh, probs, dog, m: m, n: S, k: hd, accumulate: false)
+    // dP = dO·Vᵀ, then the softmax backward in place, scaled.
+    E.xwt(dz, dog, vh, m: m, n: S, k: hd, accumulate: false)
+    let scale = 1 / E(hd).squareRoot()
+    let past = S - T
+    for r in 0..<m {
+        let pr = probs + r * S, dr = dz + r * S
+        let visible = past + (r % T) + 1
+        var dot: E = 0
+        for s in 0..<visible { dot += pr[s] * dr[s] }
+        for s in 0..<visible { dr[s] = scale * pr[s] * (dr[s] - dot) }
+        for s in visible..<S { dr[s] = 0 }
     }
+    // dQ = dZ·K (m × hd) into dog (no longer needed), dK = dZᵀ·Q (S × hd) into vh (no longer needed).
+    E.dyw(dog, dz, kh, m: m, n: S, k: hd, accumulate: false)
+    E.dytx(vh, dz, qg, m: m, n: S, k: hd, accumulate: false)
+    scatterHeads(dq, dog, stride: qStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
+    for s in 0..<S {
+        (dk + s * kvStride).update(from: vh + s * hd, count: hd)
+        (dv + s * kvStride).update(from: dvh + s * hd, count: hd)
+    }
+}
+
+/// Copies the group's heads of T rows into a head-major block: row j·T + t holds head firstHead+j of row t.
+private func gatherHeads<E>(_ dst: UnsafeMutablePointer<E>, _ src: UnsafePointer<E>, stride: Int, T: Int,
+                            firstHead: Int, groupSize: Int, headDim hd: Int) {
+    for j in 0..<groupSize {
+        for t in 0..<T { (dst + (j * T + t) * hd).update(from: src + t * stride + (firstHead + j) * hd, count: hd) }
+    }
+}
+
+/// The inverse of `gatherHeads`.
+private func scatterHeads<E>(_ dst: UnsafeMutablePointer<E>, _ src: UnsafePointer<E>, stride: Int, T: Int,
+                             firstHead: Int, groupSize: Int, headDim hd: Int) {
+    for j in 0..<groupSize {
+        for t in 0..<T { (dst + t * stride + (firstHead + j) * hd).update(from: src + (j * T + t) * hd, count: hd) }
+    }
+}
+
+/// Copies `rows` rows of hd values at row stride `stride` into a dense block.
+private func gatherRows<E>(_ dst: UnsafeMutablePointer<E>, _ src: UnsafePointer<E>, stride: Int, rows: Int, headDim hd: Int) {
+    for s in 0..<rows { (dst + s * hd).update(from: src + s * stride, count: hd) }
 }

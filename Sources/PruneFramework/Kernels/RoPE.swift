@@ -37,10 +37,22 @@ public struct RoPETable: Sendable {
 
 /// RoPE forward in the GGUF layout (rotates adjacent pairs x[2i], x[2i+1]), in place.
 ///
-/// - x: rows × (nHeads·headDim), row r holds the token at position `positions[r]`
+/// - x: rows × (nHeads·headDim), row r holds the token at position `positions(r)`
 /// - cos, sin: tables from RoPETable
-public func ropeForward(_ x: UnsafeMutablePointer<Float>, rows: Int, nHeads: Int, headDim: Int,
-                        positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+public func ropeForward<S: KernelScalar>(_ x: UnsafeMutablePointer<S>, rows: Int, nHeads: Int, headDim: Int,
+                                         positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    ropeRotate(x, rows: rows, nHeads: nHeads, headDim: headDim, positions: positions, cos: cos, sin: sin, sign: 1)
+}
+
+/// RoPE backward, in place: the gradient goes through the transposed rotation, i.e. rotation by −θ.
+public func ropeBackward<S: KernelScalar>(_ dx: UnsafeMutablePointer<S>, rows: Int, nHeads: Int, headDim: Int,
+                                          positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    ropeRotate(dx, rows: rows, nHeads: nHeads, headDim: headDim, positions: positions, cos: cos, sin: sin, sign: -1)
+}
+
+private func ropeRotate<S: KernelScalar>(_ x: UnsafeMutablePointer<S>, rows: Int, nHeads: Int, headDim: Int,
+                                         positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                                         sign: Float) {
     let half = headDim / 2, stride = nHeads * headDim
     for r in 0..<rows {
         let p = positions(r)
@@ -48,9 +60,9 @@ public func ropeForward(_ x: UnsafeMutablePointer<Float>, rows: Int, nHeads: Int
         for h in 0..<nHeads {
             let v = x + r * stride + h * headDim
             for i in 0..<half {
-                let a = v[2 * i], b = v[2 * i + 1]
-                v[2 * i] = a * c[i] - b * s[i]
-                v[2 * i + 1] = a * s[i] + b * c[i]
+                let a = v[2 * i], b = v[2 * i + 1], ci = S(c[i]), si = S(sign * s[i])
+                v[2 * i] = a * ci - b * si
+                v[2 * i + 1] = a * si + b * ci
             }
         }
     }

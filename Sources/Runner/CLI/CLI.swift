@@ -14,6 +14,7 @@ public enum CLI {
       prune generate --model M --prompt TEXT [--max-tokens 64] [--temperature 0.7] [--top-p 0.9] [--seed 0] [--chat]
       prune bench matmul [--json] [--min-seconds 0.3]
       prune bench forward --model M [--batch 8] [--seq-len 128] [--iterations 3] [--json]
+      prune bench backward --model M [--batch 8] [--seq-len 128] [--micro-batch 8] [--iterations 3] [--json]
       prune run RECIPE.json [--output-dir D] [--data-dir DIR]
       prune validate RECIPE.json
       prune list [--json]

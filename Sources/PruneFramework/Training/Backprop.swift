@@ -1,0 +1,236 @@
+import Foundation
+
+/// Where a training pass reads weights and accumulates gradients, by canonical tensor name.
+public struct TrainingTensors<E: KernelScalar> {
+    /// The weight of a parameter (every name of the model's layout must resolve).
+    public var weight: (String) -> UnsafePointer<E>
+    /// The gradient buffer of a parameter, or nil when it is frozen (its weight gradient is skipped).
+    public var gradient: (String) -> UnsafeMutablePointer<E>?
+
+    public init(weight: @escaping (String) -> UnsafePointer<E>, gradient: @escaping (String) -> UnsafeMutablePointer<E>?) {
+        self.weight = weight
+        self.gradient = gradient
+    }
+}
+
+/// Summed next-token NLL of a training pass.
+public struct LossSum: Sendable {
+    public var sum: Double
+    public var count: Int
+    public var mean: Double { count > 0 ? sum / Double(count) : .nan }
+}
+
+/// The model's forward pass that keeps what its backward needs, and the hand-written backward, op by op
+/// (the ops' forward and backward live together in Kernels/).
+///
+/// One `run` computes the summed NLL of next-token prediction over a batch and adds
+/// `scale · ∂NLL/∂θ` into the gradient buffers (so a caller that passes 1/(tokens of all micro-batches)
+/// accumulates the gradient of the mean). LoRA adapters, when attached, add their low-rank path to a
+/// linear layer and receive their own gradients.
+public final class Backprop<E: KernelScalar> {
+    public let config: ModelConfig
+    public let tensors: TrainingTensors<E>
+    /// LoRA adapters by the name of the linear weight they adapt.
+    public var adapters: [String: LoRAAdapter<E>] = [:]
+    /// Bytes of activations the last `run` kept for its backward (for memory reports and tests).
+    public private(set) var lastActivationBytes = 0
+
+    public init(config: ModelConfig, tensors: TrainingTensors<E>) {
+        self.config = config
+        self.tensors = tensors
+    }
+
+    /// Forward and backward over `batch` sequences of `seqLen` tokens (sequence-major); every position but
+    /// the last of each sequence predicts the next token. Gradients are added into the buffers.
+    public func run(tokens: [Int32], batch B: Int, seqLen T: Int, scale: E) throws -> LossSum {
+        guard B > 0, T > 1, tokens.count == B * T else {
+            throw PruneError(.shapeMismatch, "backward: \(tokens.count) tokens do not make \(B) sequences of \(T) (T ≥ 2)")
+        }
+        for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= config.vocabSize {
+            throw PruneError(.outOfRange, "backward: token id '\(t)' at index \(i) is outside the vocabulary [0, \(config.vocabSize))")
+        }
+        let c = config, D = c.hiddenSize, N = B * T
+        let x = Buffer<E>(N * D)
+        embeddingForward(x.p, tensors.weight(TensorNames.tokenEmbedding), tokens: tokens, dim: D)
+        let rope = RoPETable(headDim: c.headDim, base: c.ropeBase, maxPositions: T)
+        var saved: [LayerActivations<E>] = []
+        for l in 0..<c.nLayers {
+            saved.append(blockForward(l, x: x.p, B: B, T: T, rope: rope))
+        }
+        lastActivationBytes = saved.reduce(0) { $0 + $1.bytes }
+        let rstdF = Buffer<E>(N), hF = Buffer<E>(N * D)
+        rmsnormForward(hF.p, rstdF.p, x.p, tensors.weight(TensorNames.outputNorm), rows: N, dim: D, eps: E(c.rmsEps))
+
+        let dhF = Buffer<E>(N * D)
+        let loss = headForwardBackward(hF.p, dhF.p, tokens: tokens, B: B, T: T, scale: scale)
+
+        let dx = Buffer<E>(N * D)
+        rmsnormBackward(dx.p, tensors.gradient(TensorNames.outputNorm), dhF.p, x.p,
+                        tensors.weight(TensorNames.outputNorm), rstdF.p, rows: N, dim: D)
+        for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
+            blockBackward(l, dx: dx.p, saved: saved[l], B: B, T: T, rope: rope)
+            saved[l] = LayerActivations()
+        }
+        if let g = tensors.gradient(TensorNames.tokenEmbedding) {
+            embeddingBackward(g, dx.p, tokens: tokens, dim: D)
+        }
+        return loss
+    }
+
+    // MARK: - Output head and loss
+
+    /// Logits of the rows with a target, chunk by chunk, their cross-entropy and its gradient: returns the
+    /// NLL, writes dL/dh into dh and accumulates the head's weight gradient.
+    private func headForwardBackward(_ h: UnsafeMutablePointer<E>, _ dh: UnsafeMutablePointer<E>, tokens: [Int32],
+                                     B: Int, T: Int, scale: E) -> LossSum {
+        let D = config.hiddenSize, V = config.vocabSize
+        let headName = config.tiedEmbeddings ? TensorNames.tokenEmbedding : TensorNames.output
+        let w = tensors.weight(headName), gw = tensors.gradient(headName)
+        let rows = (0..<B).flatMap { b in (0..<(T - 1)).map { b * T + $0 } }
+        let chunk = 64
+        let xs = Buffer<E>(chunk * D), lg = Buffer<E>(chunk * V), dxs = Buffer<E>(chunk * D)
+        let nll = Buffer<Double>(rows.count)
+        var i0 = 0
+        while i0 < rows.count {
+            let n = min(chunk, rows.count - i0)
+            for i in 0..<n { (xs.p + i * D).update(from: h + rows[i0 + i] * D, count: D) }
+            E.xwt(lg.p, xs.p, w, m: n, n: V, k: D, accumulate: false)
+            let base = i0, lgp = lg.p, nllp = nll.p
+            DispatchQueue.concurrentPerform(iterations: n) { i in
+                let target = Int(tokens[rows[base + i] + 1])
+                nllp[base + i] = crossEntropyBackward(lgp + i * V, count: V, target: target, scale: scale)
+            }
+            E.dyw(dxs.p, lg.p, w, m: n, n: V, k: D, accumulate: false)
+            for i in 0..<n { (dh + rows[i0 + i] * D).update(from: dxs.p + i * D, count: D) }
+            if let gw { E.dytx(gw, lg.p, xs.p, m: n, n: V, k: D, accumulate: true) }
+            i0 += n
+        }
+        var sum = 0.0
+        for i in 0..<rows.count { sum += nll.p[i] }
+        return LossSum(sum: sum, count: rows.count)
+    }
+
+    // MARK: - Linear layers
+
+    /// y (N × n) = x·Wᵀ (+ the adapter's path), W = the named n × k weight.
+    private func linearForward(_ name: String, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int,
+                               n: Int, k: Int, accumulate: Bool = false) {
+        E.xwt(y, x, tensors.weight(name), m: m, n: n, k: k, accumulate: accumulate)
+        adapters[name]?.forward(y, x, m: m)
+    }
+
+    /// dx (+)= dy·W (+ the adapter's path); dW += dyᵀ·x when W trains; the adapter's gradients accumulate.
+    private func linearBackward(_ name: String, dx: UnsafeMutablePointer<E>, dy: UnsafePointer<E>, x: UnsafePointer<E>,
+                                m: Int, n: Int, k: Int, accumulate: Bool) {
+        E.dyw(dx, dy, tensors.weight(name), m: m, n: n, k: k, accumulate: accumulate)
+        if let g = tensors.gradient(name) { E.dytx(g, dy, x, m: m, n: n, k: k, accumulate: true) }
+        adapters[name]?.backward(dx: dx, dy: dy, m: m)
+    }
+
+    // MARK: - Blocks
+
+    private func blockForward(_ l: Int, x: UnsafeMutablePointer<E>, B: Int, T: Int, rope: RoPETable) -> LayerActivations<E> {
+        let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
+        let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l], qDim = nH * hd, kvDim = nKV * hd
+        let a = LayerActivations<E>(N: N, D: D, qDim: qDim, kvDim: kvDim, F: F, probs: B * nH * T * T)
+        a.xIn.p.update(from: x, count: N * D)
+        rmsnormForward(a.h1.p, a.rstd1.p, x, tensors.weight(TensorNames.attnNorm(l)), rows: N, dim: D, eps: E(c.rmsEps))
+        linearForward(TensorNames.attnQ(l), a.q.p, a.h1.p, m: N, n: qDim, k: D)
+        linearForward(TensorNames.attnK(l), a.k.p, a.h1.p, m: N, n: kvDim, k: D)
+        linearForward(TensorNames.attnV(l), a.v.p, a.h1.p, m: N, n: kvDim, k: D)
+        rope.cos.withUnsafeBufferPointer { cb in
+            rope.sin.withUnsafeBufferPointer { sb in
+                ropeForward(a.q.p, rows: N, nHeads: nH, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
+                ropeForward(a.k.p, rows: N, nHeads: nKV, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
+            }
+        }
+        let group = nH / nKV
+        let q = a.q.p, k = a.k.p, v = a.v.p, att = a.att.p, probs = a.probs.p
+        DispatchQueue.concurrentPerform(iterations: B * nKV) { job in
+            let b = job / nKV, g = job % nKV
+            attentionForward(out: att + b * T * qDim, outStride: qDim, q: q + b * T * qDim, qStride: qDim,
+                             k: k + b * T * kvDim + g * hd, v: v + b * T * kvDim + g * hd, kvStride: kvDim,
+                             probs: probs + (b * nH + g * group) * T * T,
+                             T: T, S: T, firstHead: g * group, groupSize: group, headDim: hd)
+        }
+        linearForward(TensorNames.attnOutput(l), x, a.att.p, m: N, n: D, k: qDim, accumulate: true)
+        a.xMid.p.update(from: x, count: N * D)
+        rmsnormForward(a.h2.p, a.rstd2.p, x, tensors.weight(TensorNames.ffnNorm(l)), rows: N, dim: D, eps: E(c.rmsEps))
+        linearForward(TensorNames.ffnGate(l), a.gate.p, a.h2.p, m: N, n: F, k: D)
+        linearForward(TensorNames.ffnUp(l), a.up.p, a.h2.p, m: N, n: F, k: D)
+        swigluForward(a.act.p, a.gate.p, a.up.p, count: N * F)
+        linearForward(TensorNames.ffnDown(l), x, a.act.p, m: N, n: D, k: F, accumulate: true)
+        return a
+    }
+
+    /// dx: the gradient of the block's output on entry, of its input on return.
+    private func blockBackward(_ l: Int, dx: UnsafeMutablePointer<E>, saved a: LayerActivations<E>, B: Int, T: Int,
+                               rope: RoPETable) {
+        let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
+        let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l], qDim = nH * hd, kvDim = nKV * hd
+        // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid).
+        let dAct = Buffer<E>(N * F), dUp = Buffer<E>(N * F), dh = Buffer<E>(N * D)
+        linearBackward(TensorNames.ffnDown(l), dx: dAct.p, dy: dx, x: a.act.p, m: N, n: D, k: F, accumulate: false)
+        swigluBackward(dAct.p, dUp.p, dAct.p, a.gate.p, a.up.p, count: N * F)
+        linearBackward(TensorNames.ffnGate(l), dx: dh.p, dy: dAct.p, x: a.h2.p, m: N, n: F, k: D, accumulate: false)
+        linearBackward(TensorNames.ffnUp(l), dx: dh.p, dy: dUp.p, x: a.h2.p, m: N, n: F, k: D, accumulate: true)
+        rmsnormBackward(dx, tensors.gradient(TensorNames.ffnNorm(l)), dh.p, a.xMid.p,
+                        tensors.weight(TensorNames.ffnNorm(l)), a.rstd2.p, rows: N, dim: D)
+        // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(x_in).
+        let dAtt = Buffer<E>(N * qDim), dq = Buffer<E>(N * qDim), dk = Buffer<E>(N * kvDim), dv = Buffer<E>(N * kvDim)
+        linearBackward(TensorNames.attnOutput(l), dx: dAtt.p, dy: dx, x: a.att.p, m: N, n: D, k: qDim, accumulate: false)
+        let group = nH / nKV
+        let q = a.q.p, k = a.k.p, v = a.v.p, probs = a.probs.p, dAttP = dAtt.p, dqP = dq.p, dkP = dk.p, dvP = dv.p
+        DispatchQueue.concurrentPerform(iterations: B * nKV) { job in
+            let b = job / nKV, g = job % nKV
+            attentionBackward(dq: dqP + b * T * qDim, dk: dkP + b * T * kvDim + g * hd, dv: dvP + b * T * kvDim + g * hd,
+                              dout: dAttP + b * T * qDim, q: q + b * T * qDim, qStride: qDim,
+                              k: k + b * T * kvDim + g * hd, v: v + b * T * kvDim + g * hd, kvStride: kvDim,
+                              probs: probs + (b * nH + g * group) * T * T,
+                              T: T, S: T, firstHead: g * group, groupSize: group, headDim: hd)
+        }
+        rope.cos.withUnsafeBufferPointer { cb in
+            rope.sin.withUnsafeBufferPointer { sb in
+                ropeBackward(dq.p, rows: N, nHeads: nH, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
+                ropeBackward(dk.p, rows: N, nHeads: nKV, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
+            }
+        }
+        linearBackward(TensorNames.attnQ(l), dx: dh.p, dy: dq.p, x: a.h1.p, m: N, n: qDim, k: D, accumulate: false)
+        linearBackward(TensorNames.attnK(l), dx: dh.p, dy: dk.p, x: a.h1.p, m: N, n: kvDim, k: D, accumulate: true)
+        linearBackward(TensorNames.attnV(l), dx: dh.p, dy: dv.p, x: a.h1.p, m: N, n: kvDim, k: D, accumulate: true)
+        rmsnormBackward(dx, tensors.gradient(TensorNames.attnNorm(l)), dh.p, a.xIn.p,
+                        tensors.weight(TensorNames.attnNorm(l)), a.rstd1.p, rows: N, dim: D)
+    }
+}
+
+/// What one block's backward needs from its forward.
+final class LayerActivations<E: KernelScalar> {
+    let xIn, rstd1, h1, q, k, v, probs, att, xMid, rstd2, h2, gate, up, act: Buffer<E>
+
+    init(N: Int, D: Int, qDim: Int, kvDim: Int, F: Int, probs nProbs: Int) {
+        xIn = Buffer(N * D); rstd1 = Buffer(N); h1 = Buffer(N * D)
+        q = Buffer(N * qDim); k = Buffer(N * kvDim); v = Buffer(N * kvDim)
+        probs = Buffer(nProbs); att = Buffer(N * qDim)
+        xMid = Buffer(N * D); rstd2 = Buffer(N); h2 = Buffer(N * D)
+        gate = Buffer(N * F); up = Buffer(N * F); act = Buffer(N * F)
+    }
+
+    /// An empty placeholder (frees a layer's activations once its backward is done).
+    convenience init() { self.init(N: 0, D: 0, qDim: 0, kvDim: 0, F: 0, probs: 0) }
+
+    var bytes: Int {
+        [xIn, rstd1, h1, q, k, v, probs, att, xMid, rstd2, h2, gate, up, act].reduce(0) { $0 + $1.count } * MemoryLayout<E>.stride
+    }
+}
+
+/// A zeroed heap buffer freed with its owner.
+final class Buffer<E> {
+    let p: UnsafeMutablePointer<E>
+    let count: Int
+    init(_ count: Int) where E: Numeric {
+        self.count = count
+        p = .allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { p.deallocate() }
+}

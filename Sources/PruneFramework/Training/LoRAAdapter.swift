@@ -1,0 +1,123 @@
+import Foundation
+
+/// A low-rank adapter on one linear layer (Hu et al., LoRA): y = x·Wᵀ + (α/r)·dropout(x)·Aᵀ·Bᵀ.
+///
+/// A (r × k) starts uniform in ±1/√k and B (n × r) at zero, as in PEFT, so an attached adapter does
+/// not change the model until it trains. Forward and backward of the adapter's path are here; the
+/// frozen W's part is the linear layer's own.
+public final class LoRAAdapter<E: KernelScalar> {
+    public let rank: Int
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// α / r.
+    public let scaling: E
+    /// Probability of zeroing an input element during training (0 disables dropout).
+    public let dropout: Double
+    public var training = true
+    /// r × k, row-major.
+    public var a: [E]
+    /// n × r, row-major.
+    public var b: [E]
+    public var gradA: [E]
+    public var gradB: [E]
+
+    private var rng: SplitMix64
+    private var savedInput: [E] = []
+    private var savedMask: [E] = []
+    private var savedH: [E] = []
+    private var savedRows = 0
+
+    public init(inFeatures k: Int, outFeatures n: Int, rank r: Int, alpha: Double, dropout: Double, seed: UInt64) {
+        rank = r
+        inFeatures = k
+        outFeatures = n
+        scaling = E(alpha / Double(r))
+        self.dropout = dropout
+        rng = SplitMix64(seed: seed)
+        let bound = 1 / Double(k).squareRoot()
+        var init_ = [E](repeating: 0, count: r * k)
+        for i in init_.indices { init_[i] = E(bound * Double(rng.nextSymmetric())) }
+        a = init_
+        b = [E](repeating: 0, count: n * r)
+        gradA = [E](repeating: 0, count: r * k)
+        gradB = [E](repeating: 0, count: n * r)
+    }
+
+    /// y (m × n) += scaling · dropout(x)·Aᵀ·Bᵀ; keeps what the backward needs.
+    func forward(_ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int) {
+        let k = inFeatures, n = outFeatures, r = rank
+        savedRows = m
+        savedInput = Array(UnsafeBufferPointer(start: x, count: m * k))
+        if training && dropout > 0 {
+            let keep = 1 - dropout, inv = E(1 / keep)
+            savedMask = (0..<(m * k)).map { _ in Double(rng.nextUnit()) < keep ? inv : 0 }
+            for i in 0..<(m * k) { savedInput[i] *= savedMask[i] }
+        } else {
+            savedMask = []
+        }
+        savedH = [E](repeating: 0, count: m * r)
+        savedInput.withUnsafeBufferPointer { xb in
+            savedH.withUnsafeMutableBufferPointer { hb in
+                a.withUnsafeBufferPointer { ab in
+                    E.xwt(hb.baseAddress!, xb.baseAddress!, ab.baseAddress!, m: m, n: r, k: k, accumulate: false)
+                }
+                for i in 0..<(m * r) { hb[i] *= scaling }
+                b.withUnsafeBufferPointer { bb in
+                    E.xwt(y, hb.baseAddress!, bb.baseAddress!, m: m, n: n, k: r, accumulate: true)
+                }
+            }
+        }
+    }
+
+    /// With u = s·x_d·Aᵀ saved (x_d the dropped-out input): dB += dyᵀ·u, dh = s·dy·B, dA += dhᵀ·x_d,
+    /// dx += (dh·A) ⊙ mask.
+    func backward(dx: UnsafeMutablePointer<E>, dy: UnsafePointer<E>, m: Int) {
+        precondition(m == savedRows, "LoRA backward: \(m) rows, forward saw \(savedRows)")
+        let k = inFeatures, n = outFeatures, r = rank
+        var dh = [E](repeating: 0, count: m * r)
+        savedH.withUnsafeBufferPointer { hb in
+            gradB.withUnsafeMutableBufferPointer { gb in
+                E.dytx(gb.baseAddress!, dy, hb.baseAddress!, m: m, n: n, k: r, accumulate: true)
+            }
+        }
+        dh.withUnsafeMutableBufferPointer { db in
+            b.withUnsafeBufferPointer { bb in
+                E.dyw(db.baseAddress!, dy, bb.baseAddress!, m: m, n: n, k: r, accumulate: false)
+            }
+            for i in 0..<(m * r) { db[i] *= scaling }
+            savedInput.withUnsafeBufferPointer { xb in
+                gradA.withUnsafeMutableBufferPointer { gb in
+                    E.dytx(gb.baseAddress!, db.baseAddress!, xb.baseAddress!, m: m, n: r, k: k, accumulate: true)
+                }
+            }
+            a.withUnsafeBufferPointer { ab in
+                if savedMask.isEmpty {
+                    E.dyw(dx, db.baseAddress!, ab.baseAddress!, m: m, n: r, k: k, accumulate: true)
+                } else {
+                    var dxd = [E](repeating: 0, count: m * k)
+                    dxd.withUnsafeMutableBufferPointer { xb in
+                        E.dyw(xb.baseAddress!, db.baseAddress!, ab.baseAddress!, m: m, n: r, k: k, accumulate: false)
+                    }
+                    for i in 0..<(m * k) { dx[i] += dxd[i] * savedMask[i] }
+                }
+            }
+        }
+    }
+
+    /// Adds scaling·B·A (n × k) into the weight the adapter sits on.
+    public func merge(into w: UnsafeMutablePointer<E>) {
+        let k = inFeatures, n = outFeatures, r = rank
+        for j in 0..<n {
+            for i in 0..<r {
+                let s = scaling * b[j * r + i]
+                if s == 0 { continue }
+                for c in 0..<k { w[j * k + c] += s * a[i * k + c] }
+            }
+        }
+    }
+
+    public func zeroGradients() {
+        for i in gradA.indices { gradA[i] = 0 }
+        for i in gradB.indices { gradB[i] = 0 }
+    }
+}

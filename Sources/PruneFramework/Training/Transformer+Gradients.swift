@@ -1,0 +1,79 @@
+import Foundation
+
+/// Gradients of a model's mean next-token NLL over a set of sequences.
+public struct GradientResult {
+    /// ∂(mean NLL)/∂θ, laid out like the model's parameters.
+    public var gradients: ParameterStore
+    /// The diagonal empirical Fisher (1/n)·Σ_j g_j², g_j the gradient of sequence j's mean NLL, when asked.
+    public var fisher: ParameterStore?
+    public var loss: LossSum
+}
+
+extension Transformer {
+    /// A training pass over this model's Float parameters; gradients go to `gradients` for the names
+    /// `trainable` accepts (others are frozen and their weight gradients skipped).
+    public func backprop(gradients: ParameterStore?, trainable: @escaping (String) -> Bool = { _ in true }) -> Backprop<Float> {
+        let params = self.params
+        let tensors = TrainingTensors<Float>(
+            weight: { UnsafePointer(params.pointer($0)) },
+            gradient: { name in
+                guard let g = gradients, trainable(name), g.contains(name) else { return nil }
+                return g.pointer(name)
+            })
+        return Backprop(config: config, tensors: tensors)
+    }
+
+    /// Gradients of the mean NLL over `sequences` (each of the same length, ≥ 2), `microBatch` sequences per
+    /// pass so activations stay bounded. With `fisher`, also the diagonal empirical Fisher from
+    /// per-sequence gradients (LLM-Pruner's accumulation for its second-order Taylor terms; this costs
+    /// one pass per sequence). `progress` gets (sequences done, total).
+    public func gradients(sequences: [[Int32]], microBatch: Int = 4, fisher: Bool = false,
+                          progress: ((Int, Int) -> Void)? = nil) throws -> GradientResult {
+        guard let T = sequences.first?.count, T >= 2 else {
+            throw PruneError(.invalidArgument, "gradients: need at least one sequence of ≥ 2 tokens")
+        }
+        for (i, s) in sequences.enumerated() where s.count != T {
+            throw PruneError(.shapeMismatch, "gradients: sequence \(i) has \(s.count) tokens, the first has \(T)")
+        }
+        guard microBatch > 0 else { throw PruneError(.invalidArgument, "gradients: microBatch must be ≥ 1, got \(microBatch)") }
+        let n = sequences.count
+        let grads = ParameterStore(layoutOf: params)
+        var loss = LossSum(sum: 0, count: 0)
+        if fisher {
+            let fish = ParameterStore(layoutOf: params)
+            let one = ParameterStore(layoutOf: params)
+            let pass = backprop(gradients: one)
+            let inv = 1 / Float(n)
+            for (j, s) in sequences.enumerated() {
+                one.zero()
+                let l = try pass.run(tokens: s, batch: 1, seqLen: T, scale: 1 / Float(T - 1))
+                loss.sum += l.sum
+                loss.count += l.count
+                let g = one.buffer, acc = grads.buffer, f = fish.buffer
+                for i in 0..<g.count {
+                    acc[i] += g[i] * inv
+                    f[i] += g[i] * g[i] * inv
+                }
+                progress?(j + 1, n)
+            }
+            return GradientResult(gradients: grads, fisher: fish, loss: loss)
+        }
+        let pass = backprop(gradients: grads)
+        let scale = 1 / Float(n * (T - 1))
+        var done = 0
+        while done < n {
+            let b = min(microBatch, n - done)
+            let l = try pass.run(tokens: Array(sequences[done..<(done + b)].joined()), batch: b, seqLen: T, scale: scale)
+            loss.sum += l.sum
+            loss.count += l.count
+            done += b
+            progress?(done, n)
+        }
+        return GradientResult(gradients: grads, fisher: nil, loss: loss)
+    }
+}
+
+extension ParameterStore {
+    /// Sets every value to zero.
+    public func zero() { buffer.update(repeating: 0) }
+}
