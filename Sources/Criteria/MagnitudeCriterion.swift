@@ -1,9 +1,10 @@
 import PruneFramework
 
-/// Magnitude: ‖W‖₁ or ‖W‖₂ of each slice of a unit, reduced over the unit's slices.
-public struct MagnitudeCriterion: Criterion {
+/// Magnitude: ‖W‖₁ or ‖W‖₂ of each slice of a unit, reduced over the unit's slices; |W_ij| for
+/// single weights (mask schedulers).
+public struct MagnitudeCriterion: WeightCriterion {
     public static let name = "magnitude"
-    public static let summary = "weight norm of each unit's slices (l1 or l2), reduced over slices"
+    public static let summary = "weight norm of each unit's slices (l1 or l2), reduced over slices; |W| per weight for mask schedulers"
     public static let keys = [
         PluginKey("norm", "string", default: "\"l2\"", allowed: ["l1", "l2"], "per-slice norm"),
         PluginKey("reduction", "string", default: "\"sum\"", allowed: ["sum", "mean", "max"], "how slices combine"),
@@ -33,5 +34,10 @@ public struct MagnitudeCriterion: Criterion {
                     : SliceMath.sum(s, in: context.model) { w, _ in Double(w * w) }.squareRoot()
             }, reduction)
         }
+    }
+
+    /// |W_ij| (both norms agree on a single weight).
+    public func weightScores(of tensor: String, context: ScoringContext) throws -> [Double] {
+        try Masking.scores(of: tensor, in: context.model) { w, _ in Double(abs(w)) }
     }
 }

@@ -12,6 +12,9 @@ public struct CriterionInputs: OptionSet, Sendable, Hashable {
     public static let activationSamples = CriterionInputs(rawValue: 4)
     /// ∂L/∂W accumulated over calibration batches (and squared, for the Fisher diagonal).
     public static let gradients = CriterionInputs(rawValue: 8)
+    /// The diagonal empirical Fisher: the mean of per-sequence squared gradients (one backward pass
+    /// per calibration sequence); implies `.gradients`.
+    public static let fisher = CriterionInputs(rawValue: 16)
 }
 
 /// What a criterion may read while scoring.
@@ -20,11 +23,14 @@ public struct ScoringContext: @unchecked Sendable {
     /// Present when the criterion declared `.activationStatistics`.
     public let statistics: ActivationStatistics?
     public let seed: UInt64
+    /// Present when the criterion declared `.gradients` (with the Fisher diagonal for `.fisher`).
+    public let gradients: GradientResult?
 
-    public init(model: Transformer, statistics: ActivationStatistics?, seed: UInt64) {
+    public init(model: Transformer, statistics: ActivationStatistics?, seed: UInt64, gradients: GradientResult? = nil) {
         self.model = model
         self.statistics = statistics
         self.seed = seed
+        self.gradients = gradients
     }
 }
 
@@ -73,7 +79,73 @@ extension Scheduler {
     public var steps: Int { 1 }
 }
 
-/// Recovers quality after pruning (e.g. a LoRA fine-tune); changes the model's weights in place.
+/// What a fine-tuner may use besides the model.
+public struct FineTuneContext: @unchecked Sendable {
+    /// The model's tokenizer (to read training text).
+    public let tokenizer: BPETokenizer
+    /// The run's calibration sequences.
+    public let calibration: [[Int32]]
+    /// Where `wikitext2`, `ptb` and `c4` resolve (nil: the default data directory).
+    public let dataDir: String?
+    /// Receives one line per event (for logs that are not a terminal).
+    public let log: (String) -> Void
+
+    public init(tokenizer: BPETokenizer, calibration: [[Int32]], dataDir: String?, log: @escaping (String) -> Void) {
+        self.tokenizer = tokenizer
+        self.calibration = calibration
+        self.dataDir = dataDir
+        self.log = log
+    }
+}
+
+/// What a fine-tune did: its loss curve and cost.
+public struct FineTuneReport: Codable, Sendable {
+    /// Mean training loss of each optimiser step.
+    public var losses: [Double]
+    public var tokens: Int
+    public var seconds: Double
+    /// Parameters that trained (adapters), before merging.
+    public var trainableParameters: Int
+
+    public init(losses: [Double], tokens: Int, seconds: Double, trainableParameters: Int) {
+        self.losses = losses
+        self.tokens = tokens
+        self.seconds = seconds
+        self.trainableParameters = trainableParameters
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case losses, tokens, seconds, trainableParameters = "trainable_parameters"
+    }
+}
+
+/// Recovers quality after pruning (e.g. a LoRA fine-tune); changes the model's weights in place and
+/// leaves no extra tensors behind (adapters are merged).
 public protocol FineTuner: Plugin {
-    func fineTune(_ model: Transformer, data: [[Int32]], progress: ((String) -> Void)?) throws
+    func fineTune(_ model: Transformer, context: FineTuneContext) throws -> FineTuneReport
+}
+
+/// A criterion that also scores single weights, for mask schedulers (unstructured and N:M sparsity).
+public protocol WeightCriterion: Criterion {
+    /// One score per element of a linear weight matrix, row-major in the tensor's shape; higher = keep.
+    func weightScores(of tensor: String, context: ScoringContext) throws -> [Double]
+}
+
+/// A scheduler that zeroes single weights of linear matrices instead of removing structures.
+///
+/// The runner scores each linear matrix the grouping's structures touch with a `WeightCriterion`,
+/// asks `mask` which of its weights go and zeroes them in place (`Masking.apply`): the model keeps
+/// its shapes and its parameter count.
+public protocol MaskScheduler: Scheduler {
+    /// The pattern in words, for reports and logs (e.g. "2:4", "50% unstructured per row").
+    var pattern: String { get }
+    /// Which weights of one `rows`×`cols` matrix to zero, given row-major `scores` (higher = keep);
+    /// returns one flag per weight, true = zero it.
+    func mask(scores: [Double], rows: Int, cols: Int) throws -> [Bool]
+}
+
+extension MaskScheduler {
+    public func plan(groups: [PruneGroup], scores: [[Double]], context: PlanContext) throws -> PruningPlan {
+        throw PruneError(.unsupported, "scheduler '\(Self.name)' zeroes single weights and makes no structured plan; mask with `mask(scores:rows:cols:)` and `Masking.apply`")
+    }
 }

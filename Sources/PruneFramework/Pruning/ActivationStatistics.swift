@@ -1,7 +1,9 @@
 import Foundation
 
 /// Streaming per-column statistics of the inputs of every linear layer (sum, sum of squares, count),
-/// collected through the forward observer; activations themselves are never stored.
+/// collected through the forward observer; activations themselves are never stored, except, when
+/// `sampleRows` > 0, a bounded uniform sample of token rows per layer of the `sampleSites` (for
+/// criteria that declare `.activationSamples`, e.g. mutual information between neurons).
 public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
     public struct Column: Sendable {
         public var sum: [Double]
@@ -21,14 +23,56 @@ public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
     /// Sites that feed linear layers.
     public static let linearInputs: [ActivationSite] = [.attnInput, .attnOutputInput, .mlpInput, .mlpIntermediate]
 
-    public private(set) var columns: [String: Column] = [:]
-    let sites: Set<ActivationSite>
+    /// A uniform random sample of at most `capacity` token rows of one site (reservoir sampling,
+    /// Vitter's algorithm R), so memory stays `capacity × cols` however many tokens pass.
+    public struct Sample: Sendable {
+        /// Rows held: min(capacity, seen).
+        public var rows: Int { values.count / max(cols, 1) }
+        public let cols: Int
+        /// rows × cols, row-major.
+        public internal(set) var values: [Float]
+        /// Token rows observed so far.
+        public internal(set) var seen: Int
+        let capacity: Int
+        var rng: SplitMix64
+    }
 
-    public init(sites: [ActivationSite] = ActivationStatistics.linearInputs) { self.sites = Set(sites) }
+    /// Sites whose rows are sampled when `sampleRows` > 0: MLP intermediate activations and head outputs.
+    public static let sampledSites: [ActivationSite] = [.mlpIntermediate, .attnOutputInput]
+
+    public private(set) var columns: [String: Column] = [:]
+    public private(set) var samples: [String: Sample] = [:]
+    let sites: Set<ActivationSite>
+    /// Token rows kept per layer and sampled site (0: none).
+    public let sampleRows: Int
+    let sampleSites: Set<ActivationSite>
+    let sampleSeed: UInt64
+
+    public init(sites: [ActivationSite] = ActivationStatistics.linearInputs) {
+        self.sites = Set(sites)
+        sampleRows = 0
+        sampleSites = []
+        sampleSeed = 0
+    }
+
+    /// Statistics of `sites` plus a reservoir of `sampleRows` token rows per layer of each of `sampleSites`.
+    /// Every reservoir starts from the same seed, so all layers keep the same token positions.
+    public init(sites: [ActivationSite] = ActivationStatistics.linearInputs, sampleRows: Int,
+                sampleSites: [ActivationSite] = ActivationStatistics.sampledSites, seed: UInt64 = 0) {
+        precondition(sampleRows >= 0, "ActivationStatistics: sampleRows \(sampleRows) < 0")
+        self.sites = Set(sites)
+        self.sampleRows = sampleRows
+        self.sampleSites = Set(sampleSites)
+        sampleSeed = seed
+    }
+
+    /// The sampled token rows of one layer's site, if collected.
+    public func sample(layer: Int, site: ActivationSite) -> Sample? { samples[Self.key(layer, site)] }
 
     static func key(_ layer: Int, _ site: ActivationSite) -> String { "\(layer).\(site.rawValue)" }
 
     public func observe(layer: Int, site: ActivationSite, activations: UnsafeBufferPointer<Float>, rows: Int, cols: Int) {
+        if sampleRows > 0, sampleSites.contains(site) { reserve(layer: layer, site: site, activations: activations, rows: rows, cols: cols) }
         guard sites.contains(site) else { return }
         let k = Self.key(layer, site)
         var c = columns[k] ?? Column(sum: [Double](repeating: 0, count: cols), sumSq: [Double](repeating: 0, count: cols), count: 0)
@@ -47,6 +91,27 @@ public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
         }
         c.count += rows
         columns[k] = c
+    }
+
+    /// Offers every row to the site's reservoir: row t (0-based) is kept when t < capacity, else it
+    /// replaces a uniform slot j ≤ t when j < capacity.
+    func reserve(layer: Int, site: ActivationSite, activations: UnsafeBufferPointer<Float>, rows: Int, cols: Int) {
+        let k = Self.key(layer, site)
+        var s = samples[k] ?? Sample(cols: cols, values: [], seen: 0, capacity: sampleRows, rng: SplitMix64(seed: sampleSeed))
+        samples[k] = nil  // keep the array uniquely referenced while updating
+        if s.cols != cols { s = Sample(cols: cols, values: [], seen: 0, capacity: sampleRows, rng: SplitMix64(seed: sampleSeed)) }
+        if s.values.isEmpty { s.values.reserveCapacity(min(sampleRows, 1 << 20) * cols) }
+        for r in 0..<rows {
+            let row = UnsafeBufferPointer(rebasing: activations[(r * cols)..<((r + 1) * cols)])
+            if s.seen < s.capacity {
+                s.values.append(contentsOf: row)
+            } else {
+                let j = Int(s.rng.next() % UInt64(s.seen + 1))
+                if j < s.capacity { s.values.withUnsafeMutableBufferPointer { v in (v.baseAddress! + j * cols).update(from: row.baseAddress!, count: cols) } }
+            }
+            s.seen += 1
+        }
+        samples[k] = s
     }
 
     /// Statistics of the input of a linear weight (by canonical name), if collected.

@@ -58,9 +58,22 @@ public enum Calibration {
         return out
     }
 
-    /// Runs the model over the sequences and returns the streamed input statistics of every linear layer.
-    public static func statistics(model: Transformer, sequences: [[Int32]], progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
-        let stats = ActivationStatistics()
+    /// Token rows per layer sampled for a criterion that declares `.activationSamples` and does not
+    /// say how many it wants (`SamplingCriterion`).
+    public static let defaultSampleRows = 256
+
+    /// Token rows per layer the runner should sample for a criterion: 0 unless it declares `.activationSamples`.
+    public static func sampleRows(for criterion: any Criterion) -> Int {
+        guard criterion.inputs.contains(.activationSamples) else { return 0 }
+        return (criterion as? any SamplingCriterion)?.sampleRows ?? defaultSampleRows
+    }
+
+    /// Runs the model over the sequences and returns the streamed input statistics of every linear layer,
+    /// plus, when `sampleRows` > 0, a seeded uniform sample of that many token rows per layer of the MLP
+    /// intermediate activations and the head outputs (`ActivationStatistics.sampledSites`).
+    public static func statistics(model: Transformer, sequences: [[Int32]], sampleRows: Int = 0, seed: UInt64 = 0,
+                                  progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
+        let stats = sampleRows > 0 ? ActivationStatistics(sampleRows: sampleRows, seed: seed) : ActivationStatistics()
         guard let T = sequences.first?.count else { return stats }
         let batch = max(1, 1024 / T)
         var i = 0
@@ -72,4 +85,10 @@ public enum Calibration {
         }
         return stats
     }
+}
+
+/// A criterion that reads sampled activation rows (declares `.activationSamples`) and says how many
+/// token rows per layer it needs; the runner passes `Calibration.sampleRows(for:)` to calibration.
+public protocol SamplingCriterion: Criterion {
+    var sampleRows: Int { get }
 }

@@ -13,6 +13,7 @@ public final class ProgressBar: @unchecked Sendable {
     private let start = Date()
     private var lastDraw = Date.distantPast
     private let enabled: Bool
+    private var lastNote = ""
 
     public init(total: Int, label: String, unit: String = "it", enabled: Bool? = nil) {
         self.total = max(total, 1)
@@ -21,9 +22,11 @@ public final class ProgressBar: @unchecked Sendable {
         self.enabled = enabled ?? (isatty(2) != 0)
     }
 
-    /// Redraws the bar for `done` units (at most ten times a second, always at the end).
-    public func update(_ done: Int) {
+    /// Redraws the bar for `done` units (at most ten times a second, always at the end); `note` is shown
+    /// after the ETA (e.g. the current loss).
+    public func update(_ done: Int, note: String = "") {
         guard enabled else { return }
+        if !note.isEmpty { lastNote = note }
         let now = Date()
         guard done >= total || now.timeIntervalSince(lastDraw) > 0.1 else { return }
         lastDraw = now
@@ -34,15 +37,15 @@ public final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "\r%@ %@ %3.0f%% %d/%d %@ %.1f %@/s ETA %@ ", label, bar, frac * 100, done, total,
-                          "·", rate, unit, ProgressBar.clock(eta))
+        let line = String(format: "\r%@ %@ %3.0f%% %d/%d %@ %.1f %@/s ETA %@ %@ ", label, bar, frac * 100, done, total,
+                          "·", rate, unit, ProgressBar.clock(eta), lastNote)
         FileHandle.standardError.write(Data(line.utf8))
     }
 
     /// Ends the line.
     public func finish() {
         guard enabled else { return }
-        update(total)
+        update(total, note: lastNote)
         FileHandle.standardError.write(Data("\n".utf8))
     }
 

@@ -10,9 +10,14 @@ extension PluginSet {
         s.criteria.register(MagnitudeCriterion.self) { $0 }
         s.criteria.register(RandomCriterion.self) { $0 }
         s.criteria.register(WandaCriterion.self) { $0 }
+        s.criteria.register(TaylorCriterion.self) { $0 }
+        s.criteria.register(MutualInformationCriterion.self) { $0 }
         s.schedulers.register(UniformScheduler.self) { $0 }
         s.schedulers.register(GlobalScheduler.self) { $0 }
         s.schedulers.register(IterativeScheduler.self) { $0 }
+        s.schedulers.register(UnstructuredScheduler.self) { $0 }
+        s.schedulers.register(NMScheduler.self) { $0 }
+        s.fineTuners.register(LoRAFineTuner.self) { $0 }
         return s
     }
 }

@@ -11,6 +11,8 @@ public final class PruneRun {
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     private var stages: [RunReport.Stage] = []
+    /// Set by a run whose scheduler masks single weights (unstructured, N:M).
+    public private(set) var maskSummary: MaskSummary?
 
     public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) {
         self.recipe = recipe
@@ -21,6 +23,7 @@ public final class PruneRun {
 
     /// Checks everything that can be checked before heavy work: files exist, datasets resolve.
     public func preflight() throws {
+        try maskMode()
         guard FileManager.default.fileExists(atPath: recipe.model) else {
             throw PruneError(.fileNotFound, "recipe: model = '\(recipe.model)' does not exist (run scripts/setup.sh for the SmolLM2 model)")
         }
@@ -79,18 +82,22 @@ public final class PruneRun {
                                              seqLen: recipe.calibration.seqLen, seed: recipe.calibration.seed)
         }
         var model = model0
-        let steps = recipe.scheduler.steps
+        // Mask schedulers (unstructured, N:M) zero single weights in place instead of cutting structures.
+        maskSummary = try maskWeights(model, sequences: sequences)
+        let steps = maskSummary == nil ? recipe.scheduler.steps : 0
         for step in 0..<steps {
             let suffix = steps > 1 ? " (step \(step + 1)/\(steps))" : ""
             let groups = try recipe.grouping.groups(for: model)
             var stats: ActivationStatistics?
-            if recipe.criterion.inputs.contains(.activationStatistics) {
-                stats = try timed("calibrate\(suffix)") { try Calibration.statistics(model: model, sequences: sequences) }
+            if recipe.criterion.inputs.contains(.activationStatistics) || recipe.criterion.inputs.contains(.activationSamples) {
+                stats = try timed("calibrate\(suffix)") {
+                    try Calibration.statistics(model: model, sequences: sequences, sampleRows: Calibration.sampleRows(for: recipe.criterion),
+                                               seed: UInt64(recipe.calibration.seed))
+                }
             }
-            if recipe.criterion.inputs.contains(.gradients) || recipe.criterion.inputs.contains(.activationSamples) {
-                throw PruneError(.unsupported, "criterion '\(type(of: recipe.criterion).name)' needs inputs this build cannot collect yet")
-            }
-            let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed))
+            let grads = try gradientsIfNeeded(recipe.criterion.inputs, model: model, sequences: sequences,
+                                              microBatch: gradientMicroBatch, suffix: suffix)
+            let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads)
             let scores = try timed("score \(groups.count) groups with '\(type(of: recipe.criterion).name)'\(suffix)") {
                 try groups.map { g -> [Double] in
                     let s = try recipe.criterion.scores(for: g, context: ctx)
@@ -108,9 +115,15 @@ public final class PruneRun {
             }
             log("  parameters: \(model.parameterCount) (\(String(format: "%.2f%%", 100 * (1 - Double(model.parameterCount) / Double(model0.parameterCount)))) removed)")
         }
+        var beforeFineTune: [PerplexityResult]?
+        var fineTune: FineTuneReport?
         if let ft = recipe.fineTuner {
             let m = model
-            try timed("fine-tune with '\(type(of: ft).name)'") { try ft.fineTune(m, data: sequences, progress: log) }
+            beforeFineTune = try timed("evaluate pruned model before fine-tuning") { try evaluate(m, tokenizer, label: "pruned") }
+            let ctx = FineTuneContext(tokenizer: tokenizer, calibration: sequences, dataDir: dataDir, log: log)
+            let r = try timed("fine-tune with '\(type(of: ft).name)'") { try ft.fineTune(m, context: ctx) }
+            fineTune = r
+            try writeAtomically(Data(fineTuneChart(r).utf8), to: outputDir + "/finetune.svg")
         }
         var outputs: [String] = []
         let final = model
@@ -129,18 +142,22 @@ public final class PruneRun {
             removedFractionWithoutEmbeddings: 1 - Double(model.parameterCount - embAfter) / Double(model0.parameterCount - embBefore),
             pplBefore: before.first?.ppl, pplAfter: after.first?.ppl, evaluationsBefore: before, evaluationsAfter: after,
             widthsBefore: RunReport.widths(model0.config), widthsAfter: RunReport.widths(model.config),
-            calibration: recipe.calibration, stages: stages, outputs: outputs + ["report.json", "report.md"])
+            calibration: recipe.calibration, stages: stages,
+            outputs: outputs + (fineTune == nil ? [] : ["finetune.svg"]) + ["report.json", "report.md"],
+            evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try enc.encode(report), to: outputDir + "/report.json")
-        try writeAtomically(Data(report.markdown.utf8), to: outputDir + "/report.md")
+        let full = MaskedRunReport(report: report, sparsity: maskSummary)
+        try writeAtomically(try enc.encode(full), to: outputDir + "/report.json")
+        try writeAtomically(Data(full.markdown.utf8), to: outputDir + "/report.md")
         log("wrote \(outputDir)/report.json and report.md")
         return report
     }
 
     func writeOutputs(_ model: Transformer, original: ModelConfig, source: GGUFFile) throws -> [String] {
         var out: [String] = []
-        try writeAtomically(Data(sparsityChart(before: original, after: model.config).utf8), to: outputDir + "/sparsity.svg")
+        let chart = maskSummary?.chart ?? sparsityChart(before: original, after: model.config)
+        try writeAtomically(Data(chart.utf8), to: outputDir + "/sparsity.svg")
         out.append("sparsity.svg")
         let base = ((recipe.model as NSString).lastPathComponent as NSString).deletingPathExtension
         if recipe.output.formats.contains("gguf") {
@@ -171,6 +188,13 @@ public final class PruneRun {
                      ("KV heads", layers.map { Double(after.nKVHead[$0]) / ref(before.nKVHead, $0) }),
                      ("MLP channels", layers.map { Double(after.ffnDim[$0]) / ref(before.ffnDim, $0) })],
             yLabel: "fraction kept", xLabel: "layer", yMax: 1)
+    }
+
+    /// The fine-tune's training loss per step.
+    func fineTuneChart(_ r: FineTuneReport) -> String {
+        SVGChart.lines(title: "Fine-tuning loss (\(r.losses.count) steps, \(r.tokens) tokens)",
+                       series: [ChartSeries(name: "training loss", points: r.losses.enumerated().map { (Double($0.offset + 1), $0.element) })],
+                       xLabel: "step", yLabel: "mean next-token NLL")
     }
 
     /// The recipe with every default filled in.

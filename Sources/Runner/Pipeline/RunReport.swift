@@ -26,6 +26,9 @@ public struct RunReport: Codable, Sendable {
     public var calibration: Recipe.Calibration
     public var stages: [Stage]
     public var outputs: [String]
+    /// With a fine-tuner: the pruned model's evaluations before it ran, and what it did.
+    public var evaluationsBeforeFineTune: [PerplexityResult]? = nil
+    public var fineTune: FineTuneReport? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, recipe, paramsBefore = "params_before", paramsAfter = "params_after"
@@ -34,6 +37,7 @@ public struct RunReport: Codable, Sendable {
         case pplBefore = "ppl_before", pplAfter = "ppl_after", evaluationsBefore = "evaluations_before"
         case evaluationsAfter = "evaluations_after", widthsBefore = "widths_before", widthsAfter = "widths_after"
         case calibration, stages, outputs
+        case evaluationsBeforeFineTune = "evaluations_before_fine_tune", fineTune = "fine_tune"
     }
 
     static func widths(_ c: ModelConfig) -> Widths { Widths(nHead: c.nHead, nKVHead: c.nKVHead, ffnDim: c.ffnDim, hiddenSize: c.hiddenSize) }
@@ -46,11 +50,24 @@ public struct RunReport: Codable, Sendable {
         var s = "# Pruning report\n\n"
         s += "- model: `\(model)`\n- recipe: `\(recipe)`\n"
         s += "- calibration: \(calibration.samples) × \(calibration.seqLen) tokens from `\(calibration.dataset)`, seed \(calibration.seed)\n\n"
-        s += "| | before | after |\n|---|---:|---:|\n"
-        s += "| parameters | \(paramsBefore) | \(paramsAfter) |\n"
-        s += "| parameters without embeddings | \(paramsBefore - embeddingParamsBefore) | \(paramsAfter - embeddingParamsAfter) |\n"
-        for (b, a) in zip(evaluationsBefore, evaluationsAfter) {
-            s += "| \(b.dataset) PPL@\(b.seqLen) (\(b.windows) windows, \(b.tokens) tokens) | \(f(b.ppl)) | \(f(a.ppl)) |\n"
+        if let mid = evaluationsBeforeFineTune {
+            s += "| | before | pruned | pruned + fine-tuned |\n|---|---:|---:|---:|\n"
+            s += "| parameters | \(paramsBefore) | \(paramsAfter) | \(paramsAfter) |\n"
+            s += "| parameters without embeddings | \(paramsBefore - embeddingParamsBefore) | \(paramsAfter - embeddingParamsAfter) | \(paramsAfter - embeddingParamsAfter) |\n"
+            for ((b, m), a) in zip(zip(evaluationsBefore, mid), evaluationsAfter) {
+                s += "| \(b.dataset) PPL@\(b.seqLen) (\(b.windows) windows, \(b.tokens) tokens) | \(f(b.ppl)) | \(f(m.ppl)) | \(f(a.ppl)) |\n"
+            }
+        } else {
+            s += "| | before | after |\n|---|---:|---:|\n"
+            s += "| parameters | \(paramsBefore) | \(paramsAfter) |\n"
+            s += "| parameters without embeddings | \(paramsBefore - embeddingParamsBefore) | \(paramsAfter - embeddingParamsAfter) |\n"
+            for (b, a) in zip(evaluationsBefore, evaluationsAfter) {
+                s += "| \(b.dataset) PPL@\(b.seqLen) (\(b.windows) windows, \(b.tokens) tokens) | \(f(b.ppl)) | \(f(a.ppl)) |\n"
+            }
+        }
+        if let ft = fineTune, let first = ft.losses.first, let last = ft.losses.last {
+            s += String(format: "\nFine-tune: %d steps, %d tokens, %d trainable parameters, %.0f s; training loss %.3f → %.3f (see `finetune.svg`).\n",
+                        ft.losses.count, ft.tokens, ft.trainableParameters, ft.seconds, first, last)
         }
         s += "\nRemoved \(String(format: "%.2f%%", removedFraction * 100)) of all parameters, "
         s += "\(String(format: "%.2f%%", removedFractionWithoutEmbeddings * 100)) of the non-embedding parameters.\n\n"

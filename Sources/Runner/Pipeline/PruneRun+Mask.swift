@@ -1,0 +1,150 @@
+import Foundation
+import PruneFramework
+
+/// What mask mode did: the pattern and the fraction of zeros in every masked matrix.
+public struct MaskSummary: Encodable, Sendable {
+    public struct Matrix: Codable, Sendable {
+        public var tensor: String
+        public var weights: Int
+        public var zeros: Int
+    }
+
+    public var pattern: String
+    public var criterion: String
+    public var matrices: [Matrix]
+    /// The model's parameter count, the same before and after: masking keeps every shape.
+    public var parameters: Int
+
+    public var weights: Int { matrices.reduce(0) { $0 + $1.weights } }
+    public var zeros: Int { matrices.reduce(0) { $0 + $1.zeros } }
+    /// Fraction of zeros over all masked matrices.
+    public var sparsity: Double { weights == 0 ? 0 : Double(zeros) / Double(weights) }
+
+    enum CodingKeys: String, CodingKey { case pattern, criterion, matrices, parameters, weights, zeros, sparsity }
+
+    public init(pattern: String, criterion: String, matrices: [Matrix], parameters: Int) {
+        self.pattern = pattern
+        self.criterion = criterion
+        self.matrices = matrices
+        self.parameters = parameters
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(pattern, forKey: .pattern)
+        try c.encode(criterion, forKey: .criterion)
+        try c.encode(matrices, forKey: .matrices)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(weights, forKey: .weights)
+        try c.encode(zeros, forKey: .zeros)
+        try c.encode(sparsity, forKey: .sparsity)
+    }
+
+    /// Fraction of zeros per decoder layer in its attention (q, k, v, output) and MLP (gate, up, down) matrices.
+    var perLayer: [(layer: Int, attention: Double?, mlp: Double?)] {
+        var acc: [Int: [(zeros: Int, weights: Int)]] = [:]  // layer → [attention, mlp]
+        for m in matrices {
+            guard let (l, site) = ActivationStatistics.inputSite(of: m.tensor) else { continue }
+            let i = site == .mlpInput || site == .mlpIntermediate ? 1 : 0
+            var a = acc[l] ?? [(0, 0), (0, 0)]
+            a[i].zeros += m.zeros
+            a[i].weights += m.weights
+            acc[l] = a
+        }
+        func f(_ x: (zeros: Int, weights: Int)) -> Double? { x.weights == 0 ? nil : Double(x.zeros) / Double(x.weights) }
+        return acc.sorted { $0.key < $1.key }.map { l, a in (l, f(a[0]), f(a[1])) }
+    }
+
+    /// The report's mask-mode section (Markdown).
+    var markdown: String {
+        func pct(_ x: Double?) -> String { x.map { String(format: "%.2f%%", $0 * 100) } ?? "–" }
+        var s = "## Weight sparsity (mask mode)\n\n"
+        s += "Pattern \(pattern), scores from '\(criterion)': \(zeros) of \(weights) weights in \(matrices.count) linear matrices are zero "
+        s += "(sparsity \(pct(sparsity))). The parameter count is unchanged (\(parameters)): mask mode keeps every tensor's shape "
+        s += "and the exported model stores the zeros.\n\n| layer | attention zeros | MLP zeros |\n|---:|---:|---:|\n"
+        for r in perLayer { s += "| \(r.layer) | \(pct(r.attention)) | \(pct(r.mlp)) |\n" }
+        return s + "\n"
+    }
+
+    /// Fraction of zeros per layer, as grouped bars.
+    var chart: String {
+        let rows = perLayer
+        return SVGChart.groupedBars(
+            title: "Weight sparsity per layer (\(pattern), \(String(format: "%.2f%%", sparsity * 100)) of masked weights)",
+            categories: rows.map { String($0.layer) },
+            series: [("attention", rows.map { $0.attention ?? 0 }), ("MLP", rows.map { $0.mlp ?? 0 })],
+            yLabel: "fraction of zeros", xLabel: "layer", yMax: 1)
+    }
+}
+
+/// A run report with the mask-mode section added (report.json's `weight_sparsity`).
+struct MaskedRunReport: Encodable {
+    let report: RunReport
+    let sparsity: MaskSummary?
+
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: AnyCodingKey.self)
+        try c.encodeIfPresent(sparsity, forKey: AnyCodingKey("weight_sparsity"))
+    }
+
+    /// report.md: the mask section goes before the removed-parameters line, which reads 0% in mask mode.
+    var markdown: String {
+        let md = report.markdown
+        guard let sparsity else { return md }
+        guard let r = md.range(of: "\nRemoved ") else { return md + "\n" + sparsity.markdown }
+        return String(md[..<r.lowerBound]) + "\n" + sparsity.markdown + String(md[md.index(after: r.lowerBound)...])
+    }
+}
+
+extension PruneRun {
+    /// The recipe's mask scheduler and weight criterion; nil when the scheduler removes structures.
+    /// Throws when a mask scheduler comes with a criterion that cannot score single weights.
+    @discardableResult
+    func maskMode() throws -> (masker: any MaskScheduler, criterion: any WeightCriterion)? {
+        guard let masker = recipe.scheduler as? any MaskScheduler else { return nil }
+        guard let criterion = recipe.criterion as? any WeightCriterion else {
+            throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)")
+        }
+        return (masker, criterion)
+    }
+
+    /// Mask mode: scores every linear matrix the grouping touches weight by weight, zeroes what the
+    /// scheduler picks in place and measures the zeros. The model keeps its shapes; nil when the
+    /// scheduler removes structures instead.
+    func maskWeights(_ model: Transformer, sequences: [[Int32]]) throws -> MaskSummary? {
+        guard let mode = try maskMode() else { return nil }
+        let (masker, criterion) = (mode.masker, mode.criterion)
+        let name = type(of: criterion).name
+        let tensors = Masking.linearTensors(touchedBy: try recipe.grouping.groups(for: model), in: model)
+        guard !tensors.isEmpty else {
+            throw PruneError(.invalidArgument, "grouping '\(type(of: recipe.grouping).name)' touches no linear matrix, so scheduler '\(type(of: masker).name)' has nothing to mask; choose structures in decoder layers")
+        }
+        if criterion.inputs.contains(.activationSamples) {
+            throw PruneError(.unsupported, "criterion '\(name)' needs inputs this build cannot collect yet")
+        }
+        let grads = try gradientsIfNeeded(criterion.inputs, model: model, sequences: sequences,
+                                          microBatch: gradientMicroBatch, suffix: "")
+        var stats: ActivationStatistics?
+        if criterion.inputs.contains(.activationStatistics) {
+            stats = try timed("calibrate") { try Calibration.statistics(model: model, sequences: sequences) }
+        }
+        let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads)
+        let matrices = try timed("mask \(tensors.count) matrices (\(masker.pattern)) by '\(name)' scores") { () throws -> [MaskSummary.Matrix] in
+            defer { model.params.markModified() }
+            return try tensors.map { t in
+                guard let e = model.params.entry(t) else { throw PruneError(.unknownName, "mask: no tensor '\(t)'") }
+                let s = try criterion.weightScores(of: t, context: ctx)
+                guard s.count == e.count, s.allSatisfy(\.isFinite) else {
+                    throw PruneError(.badFormat, "criterion '\(name)' returned \(s.count) weight scores for '\(t)' with \(e.count) weights, or a non-finite score")
+                }
+                try Masking.apply(try masker.mask(scores: s, rows: e.shape[0], cols: e.shape[1]), to: t, in: model)
+                return MaskSummary.Matrix(tensor: t, weights: e.count, zeros: Masking.zeroCount(of: t, in: model))
+            }
+        }
+        let summary = MaskSummary(pattern: masker.pattern, criterion: name, matrices: matrices, parameters: model.parameterCount)
+        log(String(format: "  weight sparsity: %.2f%% zeros in %d matrices (%d of %d weights); parameters unchanged (%d)",
+                   summary.sparsity * 100, matrices.count, summary.zeros, summary.weights, model.parameterCount))
+        return summary
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+@testable import PruneFramework
+@testable import Runner
+
+/// Mask mode (unstructured and N:M sparsity) from a recipe: its errors, and a whole run on a tiny model.
+@Suite struct MaskRunTests {
+    static let recipe = """
+    {"version": 1, "model": "models/m.gguf",
+     "grouping": {"type": "llama", "layers": [0, 1]},
+     "criterion": {"type": "wanda"},
+     "scheduler": {"type": "n:m", "n": 2, "m": 4}}
+    """
+
+    func error(_ json: String, plugins: PluginSet = .builtins()) -> String? {
+        do {
+            _ = try Recipe.decode(Data(json.utf8), plugins: plugins)
+            return nil
+        } catch let e as PruneError {
+            return e.message
+        } catch {
+            return "unexpected \(error)"
+        }
+    }
+
+    @Test(arguments: [
+        ("\"n\": 2, \"m\": 4", "\"n\": 2, \"mm\": 4", "unknown key 'mm' at scheduler.mm for 'n:m'; allowed keys: m, n"),
+        ("\"n\": 2, \"m\": 4", "\"n\": 4, \"m\": 4", "scheduler.n = '4' is out of range; allowed 1...3"),
+        ("\"n\": 2, \"m\": 4", "\"n\": 0", "scheduler.n = '0' is out of range; allowed 1...3"),
+        ("\"n\": 2, \"m\": 4", "\"n\": 2, \"m\": 1", "scheduler.m = '1' is out of range; allowed 2...16"),
+        ("\"n\": 2, \"m\": 4", "\"n\": 2, \"m\": 32", "scheduler.m = '32' is out of range; allowed 2...16"),
+        ("\"n\": 2, \"m\": 4", "\"n\": \"2\"", "scheduler.n must be an integer"),
+        ("\"type\": \"n:m\", \"n\": 2, \"m\": 4", "\"type\": \"unstructured\", \"ratio\": 1.0", "scheduler.ratio = '1.0' is out of range; allowed [0.0, 1.0)"),
+        ("\"type\": \"n:m\", \"n\": 2, \"m\": 4", "\"type\": \"unstructured\", \"scope\": \"layer\"", "scheduler.scope = 'layer' is not allowed; choose one of: row, matrix"),
+        ("\"type\": \"n:m\", \"n\": 2, \"m\": 4", "\"type\": \"unstructured\", \"sparsity\": 0.5", "unknown key 'sparsity' at scheduler.sparsity for 'unstructured'; allowed keys: ratio, scope"),
+        ("\"type\": \"n:m\"", "\"type\": \"2:4\"", "scheduler.type = '2:4' is not a registered scheduler plugin; registered: uniform, global, iterative, unstructured, n:m"),
+    ])
+    func badMaskRecipesNameThePath(from: String, to: String, fragment: String) {
+        let m = error(Self.recipe.replacingOccurrences(of: from, with: to))
+        #expect(m?.contains(fragment) == true, "got: \(m ?? "no error")")
+    }
+
+    @Test func defaultsAreTwoOfFourAndHalfPerRow() throws {
+        let r = try Recipe.decode(Data(Self.recipe.replacingOccurrences(of: ", \"n\": 2, \"m\": 4", with: "").utf8), plugins: .builtins())
+        #expect((r.scheduler as? any MaskScheduler)?.pattern == "2:4")
+        let u = try Recipe.decode(Data(Self.recipe.replacingOccurrences(of: "\"type\": \"n:m\", \"n\": 2, \"m\": 4", with: "\"type\": \"unstructured\"").utf8), plugins: .builtins())
+        #expect((u.scheduler as? any MaskScheduler)?.pattern == "50% unstructured per row")
+    }
+
+    /// A criterion that scores structures only.
+    struct UnitsOnly: Criterion {
+        static let name = "units-only"
+        static let summary = "test: scores structures, not weights"
+        static let keys: [PluginKey] = []
+        init(from decoder: Decoder) throws { try decoder.checkPluginKeys(Self.self) }
+        func scores(for group: PruneGroup, context: ScoringContext) throws -> [Double] { group.units.map { _ in 0 } }
+    }
+
+    @Test func aCriterionWithoutWeightScoresIsRejectedBeforeLoading() throws {
+        let plugins = PluginSet.builtins()
+        plugins.criteria.register(UnitsOnly.self) { $0 }
+        let r = try Recipe.decode(Data(Self.recipe.replacingOccurrences(of: "wanda", with: "units-only").utf8), plugins: plugins)
+        do {
+            try PruneRun(recipe: r, recipePath: "r.json").preflight()
+            Issue.record("preflight passed")
+        } catch let e as PruneError {
+            #expect(e.message.contains("criterion.type = 'units-only' scores structures only, but scheduler 'n:m' zeroes single weights"), "\(e.message)")
+        }
+    }
+
+    @Test func listAndSchemaShowTheMaskSchedulers() throws {
+        let items = RecipeCommands.listing(.builtins())
+        #expect(Set(items.map(\.name)).isSuperset(of: ["unstructured", "n:m"]))
+        let schema = String(decoding: try JSONSerialization.data(withJSONObject: RecipeCommands.schema(.builtins())), as: UTF8.self)
+        #expect(schema.contains("\"n:m\"") && schema.contains("\"unstructured\""))
+    }
+
+    // MARK: - A whole run on a tiny model
+
+    /// A tiny random LLaMA with a byte-level tokenizer, written as GGUF (f32), and a text file.
+    func tinyFiles(_ dir: String) throws -> (model: String, text: String) {
+        let c = ModelConfig(vocabSize: 257, hiddenSize: 16, nLayers: 2, headDim: 4, nHead: [4, 4], nKVHead: [2, 2],
+                            ffnDim: [24, 24], contextLength: 64, tiedEmbeddings: true)
+        let model = try Transformer(randomWith: c, seed: 21, scale: 0.3)
+        var w = GGUFWriter()
+        for (k, v) in try model.ggufMetadata(type: .f32, source: nil, name: "tiny") { w.set(k, v) }
+        let tokens = (0..<256).map { ByteUnicode.encode([UInt8($0)]) } + [ByteUnicode.encode(Array(" t".utf8))]
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
+        w.set("tokenizer.ggml.merges", .array([.string(ByteUnicode.encode([0x20]) + " t")]))
+        for (name, shape) in TensorNames.layout(for: c) {
+            try w.addTensor(name: name, shape: shape, data: Array(model.params.view(name)), type: .f32)
+        }
+        try w.write(to: dir + "/tiny.gguf")
+        let text = String(repeating: "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ", count: 12)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/text.txt"))
+        return (dir + "/tiny.gguf", dir + "/text.txt")
+    }
+
+    @Test(arguments: [("wanda", #"{"type": "n:m", "n": 2, "m": 4}"#), ("magnitude", #"{"type": "unstructured", "ratio": 0.5}"#),
+                      ("random", #"{"type": "unstructured", "ratio": 0.5, "scope": "matrix"}"#)])
+    func aTinyModelIsMaskedEndToEnd(criterion: String, scheduler: String) throws {
+        let dir = NSTemporaryDirectory() + "prune-mask-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (modelPath, textPath) = try tinyFiles(dir)
+        let json = """
+        {"version": 1, "model": "\(modelPath)",
+         "calibration": {"dataset": "\(textPath)", "samples": 4, "seqLen": 16, "seed": 1},
+         "grouping": {"type": "llama", "layers": [1, 1]},
+         "criterion": {"type": "\(criterion)"}, "scheduler": \(scheduler),
+         "evaluation": {"datasets": ["\(textPath)"], "seqLen": 16, "maxWindows": 4},
+         "output": {"dir": "\(dir)/out", "formats": ["gguf"], "dtype": "f32"}}
+        """
+        let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "tiny.json")
+        run.log = { _ in }
+        let report = try run.run()
+        #expect(report.paramsAfter == report.paramsBefore && report.removedFraction == 0)
+        #expect(report.pplAfter?.isFinite == true)
+        let summary = try #require(run.maskSummary)
+        #expect(summary.matrices.map(\.tensor) == ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map { "blk.1.\($0).weight" })
+        #expect(summary.sparsity == 0.5 && summary.parameters == report.paramsBefore)
+
+        // The export has the dense shapes, with the zeros; layer 0, embeddings and norms are untouched.
+        let original = try Transformer(path: modelPath)
+        let exported = try Transformer(path: dir + "/out/" + "tiny.pruned.f32.gguf")
+        #expect(exported.config == original.config)
+        for e in original.params.entries {
+            let a = Array(original.params.view(e.name)), b = Array(exported.params.view(e.name))
+            if e.name.hasPrefix("blk.1.") && e.shape.count == 2 {
+                #expect(b.filter { $0 == 0 }.count == e.count / 2, "\(e.name)")
+                #expect(zip(a, b).allSatisfy { $1 == 0 || $0 == $1 }, "\(e.name)")
+                if scheduler.contains("n:m") {
+                    for g in stride(from: 0, to: e.count, by: 4) { #expect(b[g..<(g + 4)].filter { $0 != 0 }.count == 2) }
+                }
+            } else {
+                #expect(a == b, "\(e.name) changed")
+            }
+        }
+        let json2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out/report.json"))) as? [String: Any]
+        let ws = try #require(json2?["weight_sparsity"] as? [String: Any])
+        #expect(ws["sparsity"] as? Double == 0.5 && ws["parameters"] as? Int == report.paramsBefore)
+        let md = try String(contentsOfFile: dir + "/out/report.md", encoding: .utf8)
+        #expect(md.contains("sparsity 50.00%") && md.contains("The parameter count is unchanged"))
+    }
+}
