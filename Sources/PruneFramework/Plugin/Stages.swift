@@ -25,12 +25,17 @@ public struct ScoringContext: @unchecked Sendable {
     public let seed: UInt64
     /// Present when the criterion declared `.gradients` (with the Fisher diagonal for `.fisher`).
     public let gradients: GradientResult?
+    /// The run's calibration sequences, for criteria that need more than the collected inputs (e.g.
+    /// per-batch gradients); nil when the caller has none.
+    public let calibration: [[Int32]]?
 
-    public init(model: Transformer, statistics: ActivationStatistics?, seed: UInt64, gradients: GradientResult? = nil) {
+    public init(model: Transformer, statistics: ActivationStatistics?, seed: UInt64, gradients: GradientResult? = nil,
+                calibration: [[Int32]]? = nil) {
         self.model = model
         self.statistics = statistics
         self.seed = seed
         self.gradients = gradients
+        self.calibration = calibration
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import PruneFramework
 
-/// `prune eval`: perplexity of a model on a dataset with a stated protocol.
+/// `prune eval`: perplexity of a model on a dataset, and/or zero-shot accuracy on `--tasks`.
 enum EvalCommand {
     struct Output: Encodable {
         var model: String
@@ -18,8 +18,22 @@ enum EvalCommand {
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, command: "eval",
-                              valued: ["model", "dataset", "seq-len", "max-windows", "batch", "data-dir"], flags: ["json"])
+                              valued: ["model", "dataset", "seq-len", "max-windows", "batch", "data-dir", "tasks", "limit", "scoring"],
+                              flags: ["json"])
         let modelPath = try a.required("model")
+        if let list = a.string("tasks") {
+            let tasks = try ZeroShotTask.parseList(list)
+            let limit = try a.int("limit", range: 1...Int.max)
+            guard a.string("dataset") == nil else {
+                throw PruneError(.invalidArgument, "prune eval: '--tasks' and '--dataset' go in separate runs; give one of them")
+            }
+            let scoring = a.string("scoring") ?? "auto"
+            guard let mode = ZeroShotScorer.Mode(rawValue: scoring) else {
+                throw PruneError(.invalidArgument, "prune eval: '--scoring' = '\(scoring)' is unknown; allowed: auto, cached, batched")
+            }
+            return try runZeroShot(modelPath: modelPath, tasks: tasks, limit: limit, mode: mode, dataDir: a.string("data-dir"),
+                                   json: a.flag("json"))
+        }
         let datasetName = try a.required("dataset")
         let seqLen = try a.int("seq-len", default: 128, range: 2...1_000_000)!
         let maxWindows = try a.int("max-windows", range: 1...Int.max)
@@ -51,5 +65,34 @@ enum EvalCommand {
             print("  seq_len \(result.seqLen), windows \(result.windows), predicted tokens \(result.tokens)")
             print(String(format: "  %.1f s, %.0f tokens/s", result.seconds, result.tokensPerSecond))
         }
+    }
+
+    struct ZeroShotOutput: Encodable {
+        var model: String
+        var limit: Int?
+        var tasks: [ZeroShotResult]
+    }
+
+    /// `prune eval --tasks a,b [--limit N]`: acc and acc_norm of each task with lm-evaluation-harness conventions.
+    static func runZeroShot(modelPath: String, tasks: [ZeroShotTask], limit: Int?, mode: ZeroShotScorer.Mode,
+                           dataDir: String?, json: Bool) throws {
+        let dir = Datasets.dataDirectory(dataDir)
+        let taskItems = try tasks.map { try ($0, $0.load(dataDir: dir, limit: limit)) }
+        let file = try GGUFFile(path: modelPath)
+        let tokenizer = try BPETokenizer(gguf: file)
+        let scorer = ZeroShotScorer(model: try Transformer(gguf: file), mode: mode)
+        var results: [ZeroShotResult] = []
+        for (task, items) in taskItems {
+            let bar = ProgressBar(total: items.count, label: "eval \(task.rawValue)", unit: "item")
+            let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer,
+                                                   encode: { tokenizer.encode($0) }) { done, _ in bar.update(done) }
+            bar.finish()
+            results.append(r)
+            if !json {
+                let norm = task.hasAccNorm ? String(format: ", acc_norm %.4f ± %.4f", r.accNorm, r.accNormStderr) : ""
+                print(String(format: "%@: acc %.4f ± %.4f%@ (n %d, %.1f s)", task.rawValue, r.acc, r.accStderr, norm, r.n, r.seconds))
+            }
+        }
+        if json { try CLI.printJSON(ZeroShotOutput(model: modelPath, limit: limit, tasks: results)) }
     }
 }

@@ -12,12 +12,18 @@ extension PluginSet {
         s.criteria.register(WandaCriterion.self) { $0 }
         s.criteria.register(TaylorCriterion.self) { $0 }
         s.criteria.register(MutualInformationCriterion.self) { $0 }
+        s.criteria.register(PolicyGradientCriterion.self) { $0 }
+        s.criteria.register(BlockInfluenceCriterion.self) { $0 }
+        s.criteria.register(FLAPCriterion.self) { $0 }
+        s.criteria.register(SAAPFusionCriterion.self) { $0 }
         s.schedulers.register(UniformScheduler.self) { $0 }
         s.schedulers.register(GlobalScheduler.self) { $0 }
         s.schedulers.register(IterativeScheduler.self) { $0 }
         s.schedulers.register(UnstructuredScheduler.self) { $0 }
         s.schedulers.register(NMScheduler.self) { $0 }
+        s.schedulers.register(SAAPScheduler.self) { $0 }
         s.fineTuners.register(LoRAFineTuner.self) { $0 }
+        s.fineTuners.register(SAAPGroupFineTuner.self) { $0 }
         return s
     }
 }

@@ -129,7 +129,8 @@ extension PruneRun {
         if criterion.inputs.contains(.activationStatistics) {
             stats = try timed("calibrate") { try Calibration.statistics(model: model, sequences: sequences) }
         }
-        let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads)
+        let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads,
+                                 calibration: sequences)
         let matrices = try timed("mask \(tensors.count) matrices (\(masker.pattern)) by '\(name)' scores") { () throws -> [MaskSummary.Matrix] in
             defer { model.params.markModified() }
             return try tensors.map { t in

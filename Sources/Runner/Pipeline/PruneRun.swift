@@ -97,7 +97,8 @@ public final class PruneRun {
             }
             let grads = try gradientsIfNeeded(recipe.criterion.inputs, model: model, sequences: sequences,
                                               microBatch: gradientMicroBatch, suffix: suffix)
-            let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads)
+            let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads,
+                                     calibration: sequences)
             let scores = try timed("score \(groups.count) groups with '\(type(of: recipe.criterion).name)'\(suffix)") {
                 try groups.map { g -> [Double] in
                     let s = try recipe.criterion.scores(for: g, context: ctx)
