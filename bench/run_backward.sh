@@ -2,7 +2,7 @@
 # Forward+backward throughput: `prune bench backward` beside the PyTorch CPU reference (bench/forward_torch.py)
 # on the same GGUF model, interleaved in one run, 2 threads each.
 #
-#   bench/run_backward.sh [MODEL] [BATCH] [SEQ_LEN]
+#   [ROUNDS=2] bench/run_backward.sh [MODEL] [BATCH] [SEQ_LEN]
 #
 # Needs a Python with torch, numpy and gguf; set PYTHON (default: bench/.venv/bin/python, created
 # with `python3 -m venv bench/.venv && bench/.venv/bin/pip install torch numpy gguf` when missing).
@@ -17,7 +17,7 @@ if [ ! -x "$py" ]; then
   bench/.venv/bin/pip install --quiet torch numpy gguf
 fi
 swift build -c release --product prune >/dev/null
-for round in 1 2; do
+for round in $(seq "${ROUNDS:-2}"); do
   ours=$(.build/release/prune bench backward --model "$model" --batch "$batch" --seq-len "$seq" --json)
   ref=$("$py" bench/forward_torch.py --model "$model" --batch "$batch" --seq-len "$seq" --threads 2 --backward 2>/dev/null)
   python3 - "$ours" "$ref" "$round" <<'PY'
