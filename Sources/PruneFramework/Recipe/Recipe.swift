@@ -15,6 +15,10 @@ public struct Recipe: @unchecked Sendable {
         public var seqLen = 128
         /// Windows per dataset; nil = all.
         public var maxWindows: Int?
+        /// Zero-shot tasks the final model is scored on (lm-evaluation-harness conventions).
+        public var tasks: [String] = []
+        /// Items per task; nil = every item.
+        public var taskLimit: Int?
     }
 
     public struct Output: Codable, Sendable, Equatable {
@@ -34,15 +38,21 @@ public struct Recipe: @unchecked Sendable {
     public var fineTuner: (any FineTuner)?
     public var evaluation = Evaluation()
     public var output = Output()
+    /// Methods × sparsities × fine-tune to run and tabulate instead of one run (`prune run` makes a comparison).
+    public var sweep: Sweep?
 
-    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output"]
+    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output", "sweep"]
 
     /// Decodes and validates a recipe; `plugins` resolves stage names.
     public static func decode(_ data: Data, plugins: PluginSet, source: String = "recipe") throws -> Recipe {
         let d = JSONDecoder()
         d.userInfo[.pluginSet] = plugins
         do {
-            return try d.decode(RecipeBox.self, from: data).recipe
+            var r = try d.decode(RecipeBox.self, from: data).recipe
+            if var top = try JSONValue.parse(data, source: source).object, let sw = top.removeValue(forKey: "sweep") {
+                r.sweep = try Sweep(json: sw, base: top, plugins: plugins)
+            }
+            return r
         } catch let e as PruneError {
             throw e
         } catch let DecodingError.dataCorrupted(ctx) {
@@ -55,6 +65,23 @@ public struct Recipe: @unchecked Sendable {
         } catch {
             throw PruneError(.badFormat, "recipe '\(source)': \(error)")
         }
+    }
+
+    /// The recipe with every default filled in (what `recipe.resolved.json` holds), without its sweep.
+    public func resolvedJSON() throws -> JSONValue {
+        func plain<T: Encodable>(_ v: T) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(v)) }
+        func object(_ p: any Plugin) throws -> JSONValue {
+            var o = try plain(p).object ?? [:]
+            o["type"] = .string(type(of: p).name)
+            return .object(o)
+        }
+        var r: [String: JSONValue] = [
+            "version": .int(version), "model": .string(model), "calibration": try plain(calibration),
+            "grouping": try object(grouping), "criterion": try object(criterion),
+            "scheduler": try object(scheduler), "evaluation": try plain(evaluation), "output": try plain(output),
+        ]
+        if let ft = fineTuner { r["fineTuner"] = try object(ft) }
+        return .object(r)
     }
 
     /// Reads a recipe file.
@@ -115,13 +142,20 @@ struct RecipeBox: Decodable {
     }
 
     static func evaluation(_ d: Decoder) throws -> Recipe.Evaluation {
-        try d.checkKeys(["datasets", "seqLen", "maxWindows"], context: "evaluation")
+        try d.checkKeys(["datasets", "seqLen", "maxWindows", "tasks", "taskLimit"], context: "evaluation")
         let c = try d.container(keyedBy: AnyCodingKey.self)
         var v = Recipe.Evaluation()
         v.datasets = try c.value(AnyCodingKey("datasets"), default: v.datasets)
         v.seqLen = try c.integer(AnyCodingKey("seqLen"), default: v.seqLen, in: 2...1_000_000)
         if c.contains(AnyCodingKey("maxWindows")), !(try c.decodeNil(forKey: AnyCodingKey("maxWindows"))) {
             v.maxWindows = try c.integer(AnyCodingKey("maxWindows"), default: 0, in: 1...Int.max)
+        }
+        v.tasks = try c.value(AnyCodingKey("tasks"), default: v.tasks)
+        for (i, t) in v.tasks.enumerated() where ZeroShotTask(rawValue: t) == nil {
+            throw PruneError(.unknownName, "recipe: \(jsonPath(c.codingPath, "tasks"))[\(i)] = '\(t)' is not a zero-shot task; choose \(ZeroShotTask.names.joined(separator: ", "))")
+        }
+        if c.contains(AnyCodingKey("taskLimit")), !(try c.decodeNil(forKey: AnyCodingKey("taskLimit"))) {
+            v.taskLimit = try c.integer(AnyCodingKey("taskLimit"), default: 0, in: 1...Int.max)
         }
         return v
     }

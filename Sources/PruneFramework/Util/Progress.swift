@@ -5,21 +5,28 @@ import Glibc
 import Darwin
 #endif
 
-/// A one-line progress bar with rate and ETA on standard error; silent when stderr is not a terminal.
+/// A one-line progress bar with rate and ETA on standard error. When stderr is not a terminal (a log
+/// file, CI) it writes a plain line every `logInterval` seconds instead, so long jobs still show progress.
 public final class ProgressBar: @unchecked Sendable {
+    /// Seconds between plain progress lines when stderr is not a terminal.
+    public static let logInterval = 30.0
     private let total: Int
     private let label: String
     private let unit: String
     private let start = Date()
     private var lastDraw = Date.distantPast
     private let enabled: Bool
+    private let plain: Bool
     private var lastNote = ""
 
+    /// `enabled`: nil = a bar on a terminal, plain lines otherwise; false = silent.
     public init(total: Int, label: String, unit: String = "it", enabled: Bool? = nil) {
         self.total = max(total, 1)
         self.label = label
         self.unit = unit
-        self.enabled = enabled ?? (isatty(2) != 0)
+        self.enabled = enabled ?? true
+        plain = enabled == nil && isatty(2) == 0
+        if plain { lastDraw = start }
     }
 
     /// Redraws the bar for `done` units (at most ten times a second, always at the end); `note` is shown
@@ -28,6 +35,17 @@ public final class ProgressBar: @unchecked Sendable {
         guard enabled else { return }
         if !note.isEmpty { lastNote = note }
         let now = Date()
+        if plain {
+            guard done < total, now.timeIntervalSince(lastDraw) >= Self.logInterval else { return }
+            lastDraw = now
+            let elapsed = now.timeIntervalSince(start)
+            let rate = elapsed > 0 ? Double(done) / elapsed : 0
+            let eta = rate > 0 ? ProgressBar.clock(Double(total - done) / rate) : "?"
+            let line = String(format: "%@: %.0f%% (%d/%d %@), %.1f %@/s, ETA %@ %@\n", label.trimmingCharacters(in: .whitespaces),
+                              100 * Double(done) / Double(total), done, total, unit, rate, unit, eta, lastNote)
+            FileHandle.standardError.write(Data(line.utf8))
+            return
+        }
         guard done >= total || now.timeIntervalSince(lastDraw) > 0.1 else { return }
         lastDraw = now
         let elapsed = now.timeIntervalSince(start)
@@ -44,7 +62,7 @@ public final class ProgressBar: @unchecked Sendable {
 
     /// Ends the line.
     public func finish() {
-        guard enabled else { return }
+        guard enabled, !plain else { return }
         update(total, note: lastNote)
         FileHandle.standardError.write(Data("\n".utf8))
     }

@@ -9,6 +9,12 @@ enum RecipeCommands {
             throw PruneError(.invalidArgument, "prune run: give a recipe, e.g. 'prune run Examples/recipes/quickstart.json'")
         }
         let recipe = try Recipe.load(path: path, plugins: plugins)
+        if recipe.sweep != nil {
+            let c = try Comparison(recipe: recipe, recipePath: path, outputDir: a.string("output-dir"), dataDir: a.string("data-dir"))
+            let rows = try c.run()
+            print("\(rows.count) rows: \(c.outputDir)/comparison.md, comparison.csv, ppl_vs_sparsity.svg, accuracy_vs_sparsity.svg")
+            return
+        }
         let r = PruneRun(recipe: recipe, recipePath: path, outputDir: a.string("output-dir"), dataDir: a.string("data-dir"))
         let report = try r.run()
         print(String(format: "params %d → %d (%.2f%% removed); PPL %@ → %@", report.paramsBefore, report.paramsAfter,
@@ -20,6 +26,12 @@ enum RecipeCommands {
         let a = try Arguments(args, command: "validate", valued: [], flags: [])
         guard let path = a.positionals.first else { throw PruneError(.invalidArgument, "prune validate: give a recipe file") }
         let recipe = try Recipe.load(path: path, plugins: plugins)
+        if let sweep = recipe.sweep {
+            try Comparison(recipe: recipe, recipePath: path).preflight()
+            print("\(path): valid sweep of \(sweep.entries.count) entries\(sweep.dense ? " and the dense model" : ""):")
+            for e in sweep.entries { print(String(format: "  %@ at %g%%", e.name, e.ratio * 100)) }
+            return
+        }
         try PruneRun(recipe: recipe, recipePath: path).preflight()
         print("\(path): valid (grouping '\(type(of: recipe.grouping).name)', criterion '\(type(of: recipe.criterion).name)', scheduler '\(type(of: recipe.scheduler).name)')")
     }
@@ -85,7 +97,21 @@ enum RecipeCommands {
                 "grouping": stage(plugins.groupings), "criterion": stage(plugins.criteria), "scheduler": stage(plugins.schedulers),
                 "fineTuner": plugins.fineTuners.entries.isEmpty ? ["type": "null"] : stage(plugins.fineTuners),
                 "evaluation": obj(["datasets": ["type": "array", "items": ["type": "string"], "default": ["wikitext2"]],
-                                   "seqLen": ["type": "integer", "minimum": 2, "default": 128], "maxWindows": ["type": ["integer", "null"], "minimum": 1]]),
+                                   "seqLen": ["type": "integer", "minimum": 2, "default": 128], "maxWindows": ["type": ["integer", "null"], "minimum": 1],
+                                   "tasks": ["type": "array", "items": ["enum": ZeroShotTask.names], "default": [String]()],
+                                   "taskLimit": ["type": ["integer", "null"], "minimum": 1]]),
+                "sweep": [
+                    "type": "object", "additionalProperties": false, "required": ["methods", "sparsities"],
+                    "description": "methods × sparsities × fine-tune on/off, each a patch of this recipe; prune run writes comparison.md/.csv and plots",
+                    "properties": [
+                        "methods": ["type": "array", "minItems": 1, "items": ["type": "object", "required": ["name"],
+                                    "description": "name plus patches of calibration, grouping, criterion, scheduler, fineTuner"]],
+                        "sparsities": ["type": "array", "minItems": 1, "items": ["oneOf": [["type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1],
+                                       ["type": "object", "required": ["ratio"]]]]],
+                        "fineTune": ["type": "array", "items": ["type": "boolean"]], "dense": ["type": "boolean", "default": true],
+                        "cache": ["type": "string"], "keepModels": ["type": "boolean", "default": false], "title": ["type": "string"],
+                    ],
+                ],
                 "output": obj(["dir": ["type": "string", "default": "out"],
                                "formats": ["type": "array", "items": ["enum": ["gguf", "safetensors"]], "default": ["gguf"]],
                                "dtype": ["enum": ["f32", "f16", "q8_0"], "default": "f16"]]),

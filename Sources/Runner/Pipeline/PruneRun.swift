@@ -13,6 +13,10 @@ public final class PruneRun {
     private var stages: [RunReport.Stage] = []
     /// Set by a run whose scheduler masks single weights (unstructured, N:M).
     public private(set) var maskSummary: MaskSummary?
+    /// Evaluate the dense model first (a sweep evaluates it once, as its own row).
+    public var evaluateDense = true
+    /// Delete the exported model files after the final evaluation (a sweep keeps only reports).
+    public var deleteModels = false
 
     public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) {
         self.recipe = recipe
@@ -75,7 +79,7 @@ public final class PruneRun {
             return (f, try Transformer(gguf: f))
         }
         let tokenizer = try BPETokenizer(gguf: file)
-        let before = try timed("evaluate dense model") { try evaluate(model0, tokenizer, label: "before") }
+        let before = evaluateDense ? try timed("evaluate dense model") { try evaluate(model0, tokenizer, label: "before") } : []
         let sequences = try timed("tokenize calibration data") { () throws -> [[Int32]] in
             let docs = try Calibration.documents(recipe.calibration.dataset, dataDir: dataDir)
             return try Calibration.sequences(documents: docs, tokenizer: tokenizer, samples: recipe.calibration.samples,
@@ -135,6 +139,11 @@ public final class PruneRun {
         // exported file reproduces ppl_after.
         let exported = try outputs.first { $0.hasSuffix(".gguf") }.map { try Transformer(path: outputDir + "/" + $0) } ?? model
         let after = try timed("evaluate pruned model") { try evaluate(exported, tokenizer, label: "after") }
+        let zeroShot = recipe.evaluation.tasks.isEmpty ? nil : try timed("zero-shot tasks on the pruned model") { try evaluateTasks(exported, tokenizer) }
+        if deleteModels {
+            for o in outputs where o.hasSuffix(".gguf") || o.hasPrefix("safetensors/") { try? FileManager.default.removeItem(atPath: outputDir + "/" + o) }
+            outputs.removeAll { $0.hasSuffix(".gguf") || $0.hasPrefix("safetensors/") }
+        }
         let embBefore = RunReport.embeddingParams(model0.config), embAfter = RunReport.embeddingParams(model.config)
         let report = RunReport(
             model: recipe.model, recipe: recipePath, paramsBefore: model0.parameterCount, paramsAfter: model.parameterCount,
@@ -145,7 +154,7 @@ public final class PruneRun {
             widthsBefore: RunReport.widths(model0.config), widthsAfter: RunReport.widths(model.config),
             calibration: recipe.calibration, stages: stages,
             outputs: outputs + (fineTune == nil ? [] : ["finetune.svg"]) + ["report.json", "report.md"],
-            evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune)
+            evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune, zeroShot: zeroShot)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let full = MaskedRunReport(report: report, sparsity: maskSummary)
@@ -200,19 +209,27 @@ public final class PruneRun {
 
     /// The recipe with every default filled in.
     func resolvedRecipeJSON() throws -> Data {
-        func object(_ p: any Plugin) throws -> Any {
-            var o = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(p)) as? [String: Any]) ?? [:]
-            o["type"] = type(of: p).name
-            return o
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try e.encode(recipe.resolvedJSON())
+    }
+
+    /// Zero-shot accuracy of `model` on the recipe's `evaluation.tasks` (none: empty).
+    func evaluateTasks(_ model: Transformer, _ tokenizer: BPETokenizer) throws -> [ZeroShotResult] {
+        let ev = recipe.evaluation
+        guard !ev.tasks.isEmpty else { return [] }
+        let dir = Datasets.dataDirectory(dataDir)
+        let scorer = ZeroShotScorer(model: model)
+        return try ev.tasks.compactMap(ZeroShotTask.init(rawValue:)).map { task in
+            let items = try task.load(dataDir: dir, limit: ev.taskLimit)
+            let bar = ProgressBar(total: items.count, label: "  \(task.rawValue)", unit: "item")
+            let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer, encode: { tokenizer.encode($0) }) { done, _ in
+                bar.update(done)
+            }
+            bar.finish()
+            let norm = task.hasAccNorm ? String(format: ", acc_norm %.4f", r.accNorm) : ""
+            log(String(format: "  %@: acc %.4f%@ (n %d, %.1f s)", task.rawValue, r.acc, norm, r.n, r.seconds))
+            return r
         }
-        func plain<T: Encodable>(_ v: T) throws -> Any { try JSONSerialization.jsonObject(with: JSONEncoder().encode(v)) }
-        var r: [String: Any] = [
-            "version": recipe.version, "model": recipe.model, "calibration": try plain(recipe.calibration),
-            "grouping": try object(recipe.grouping), "criterion": try object(recipe.criterion),
-            "scheduler": try object(recipe.scheduler), "evaluation": try plain(recipe.evaluation),
-            "output": try plain(recipe.output),
-        ]
-        if let ft = recipe.fineTuner { r["fineTuner"] = try object(ft) }
-        return try JSONSerialization.data(withJSONObject: r, options: [.prettyPrinted, .sortedKeys])
     }
 }

@@ -29,6 +29,8 @@ public struct RunReport: Codable, Sendable {
     /// With a fine-tuner: the pruned model's evaluations before it ran, and what it did.
     public var evaluationsBeforeFineTune: [PerplexityResult]? = nil
     public var fineTune: FineTuneReport? = nil
+    /// Zero-shot accuracy of the final model on `evaluation.tasks`.
+    public var zeroShot: [ZeroShotResult]? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, recipe, paramsBefore = "params_before", paramsAfter = "params_after"
@@ -37,7 +39,7 @@ public struct RunReport: Codable, Sendable {
         case pplBefore = "ppl_before", pplAfter = "ppl_after", evaluationsBefore = "evaluations_before"
         case evaluationsAfter = "evaluations_after", widthsBefore = "widths_before", widthsAfter = "widths_after"
         case calibration, stages, outputs
-        case evaluationsBeforeFineTune = "evaluations_before_fine_tune", fineTune = "fine_tune"
+        case evaluationsBeforeFineTune = "evaluations_before_fine_tune", fineTune = "fine_tune", zeroShot = "zero_shot"
     }
 
     static func widths(_ c: ModelConfig) -> Widths { Widths(nHead: c.nHead, nKVHead: c.nKVHead, ffnDim: c.ffnDim, hiddenSize: c.hiddenSize) }
@@ -50,19 +52,28 @@ public struct RunReport: Codable, Sendable {
         var s = "# Pruning report\n\n"
         s += "- model: `\(model)`\n- recipe: `\(recipe)`\n"
         s += "- calibration: \(calibration.samples) × \(calibration.seqLen) tokens from `\(calibration.dataset)`, seed \(calibration.seed)\n\n"
+        // A sweep's entries skip the dense evaluation: their "before" column is empty.
+        func before(_ i: Int) -> Double? { i < evaluationsBefore.count ? evaluationsBefore[i].ppl : nil }
         if let mid = evaluationsBeforeFineTune {
             s += "| | before | pruned | pruned + fine-tuned |\n|---|---:|---:|---:|\n"
             s += "| parameters | \(paramsBefore) | \(paramsAfter) | \(paramsAfter) |\n"
             s += "| parameters without embeddings | \(paramsBefore - embeddingParamsBefore) | \(paramsAfter - embeddingParamsAfter) | \(paramsAfter - embeddingParamsAfter) |\n"
-            for ((b, m), a) in zip(zip(evaluationsBefore, mid), evaluationsAfter) {
-                s += "| \(b.dataset) PPL@\(b.seqLen) (\(b.windows) windows, \(b.tokens) tokens) | \(f(b.ppl)) | \(f(m.ppl)) | \(f(a.ppl)) |\n"
+            for (i, (m, a)) in zip(mid, evaluationsAfter).enumerated() {
+                s += "| \(a.dataset) PPL@\(a.seqLen) (\(a.windows) windows, \(a.tokens) tokens) | \(f(before(i))) | \(f(m.ppl)) | \(f(a.ppl)) |\n"
             }
         } else {
             s += "| | before | after |\n|---|---:|---:|\n"
             s += "| parameters | \(paramsBefore) | \(paramsAfter) |\n"
             s += "| parameters without embeddings | \(paramsBefore - embeddingParamsBefore) | \(paramsAfter - embeddingParamsAfter) |\n"
-            for (b, a) in zip(evaluationsBefore, evaluationsAfter) {
-                s += "| \(b.dataset) PPL@\(b.seqLen) (\(b.windows) windows, \(b.tokens) tokens) | \(f(b.ppl)) | \(f(a.ppl)) |\n"
+            for (i, a) in evaluationsAfter.enumerated() {
+                s += "| \(a.dataset) PPL@\(a.seqLen) (\(a.windows) windows, \(a.tokens) tokens) | \(f(before(i))) | \(f(a.ppl)) |\n"
+            }
+        }
+        if let zs = zeroShot, !zs.isEmpty {
+            s += "\n## Zero-shot accuracy of the final model\n\n| task | n | acc | acc_norm |\n|---|---:|---:|---:|\n"
+            for r in zs {
+                let norm = ZeroShotTask(rawValue: r.task)?.hasAccNorm == true ? String(format: "%.4f ± %.4f", r.accNorm, r.accNormStderr) : "–"
+                s += String(format: "| %@ | %d | %.4f ± %.4f | %@ |\n", r.task, r.n, r.acc, r.accStderr, norm)
             }
         }
         if let ft = fineTune, let first = ft.losses.first, let last = ft.losses.last {

@@ -1,0 +1,208 @@
+import Foundation
+import PruneFramework
+
+/// One row of a comparison: what an entry of a sweep (or the dense model) measured. Stored as one
+/// JSON file per entry in the cache, keyed by (model file hash, resolved entry).
+public struct SweepResult: Codable, Sendable {
+    public var key: String
+    public var name: String
+    public var method: String
+    /// The sparsity asked for; 0 for the dense row.
+    public var ratio: Double
+    public var fineTune: Bool
+    public var dense: Bool
+    public var parameters: Int
+    public var removedFraction: Double
+    public var perplexity: [PerplexityResult]
+    /// With fine-tuning: the pruned model's perplexity before it.
+    public var perplexityBeforeFineTune: [PerplexityResult]?
+    public var zeroShot: [ZeroShotResult]
+    /// Wall time of the whole entry (prune, fine-tune, export, evaluate), and of its parts.
+    public var seconds: Double
+    public var pruneSeconds: Double
+    public var fineTuneSeconds: Double?
+    public var evaluateSeconds: Double
+    public var modelSHA256: String
+    /// The resolved entry the key was made from (model path and output left out).
+    public var entry: JSONValue
+    /// When it was measured (ISO 8601).
+    public var measured: String
+}
+
+/// Runs a recipe's sweep: each entry not in the cache is pruned and evaluated; then the table,
+/// CSV, JSON and plots are written from all entries' results.
+public final class Comparison {
+    /// Bumped when what an entry measures changes, so old cache files stop matching.
+    static let cacheVersion = 1
+
+    public let recipe: Recipe
+    public let sweep: Sweep
+    public let recipePath: String
+    public let outputDir: String
+    public let dataDir: String?
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) throws {
+        guard let s = recipe.sweep else { throw PruneError(.invalidArgument, "recipe '\(recipePath)' has no sweep") }
+        self.recipe = recipe
+        self.sweep = s
+        self.recipePath = recipePath
+        self.outputDir = outputDir ?? recipe.output.dir
+        self.dataDir = dataDir
+    }
+
+    public var cacheDir: String { sweep.cache ?? (outputDir as NSString).appendingPathComponent("cache") }
+
+    /// Checks every entry before any work: model, datasets, plan names.
+    public func preflight() throws {
+        try PruneRun(recipe: recipe, recipePath: recipePath, dataDir: dataDir).preflight()
+        for e in sweep.entries {
+            do { try PruneRun(recipe: e.recipe, recipePath: recipePath, dataDir: dataDir).preflight() } catch let err as PruneError {
+                throw PruneError(err.code, "sweep entry '\(e.name)' at ratio \(e.ratio): \(err.message)")
+            }
+        }
+    }
+
+    /// The cache key of an entry: SHA-256 of the cache version, the model's hash and the resolved
+    /// entry (its output directory and model path left out; the hash stands for the model).
+    static func key(modelHash: String, entry: JSONValue) throws -> String {
+        let o: JSONValue = .object(["cacheVersion": .int(cacheVersion), "model": .string(modelHash), "entry": entry])
+        return SHA256.hex(try o.canonicalData())
+    }
+
+    /// What identifies an entry's result: everything but `output` and `model`.
+    static func identity(_ r: Recipe, dense: Bool) throws -> JSONValue {
+        var o = try r.resolvedJSON().object ?? [:]
+        if dense {
+            return .object(["dense": .bool(true), "evaluation": o["evaluation"] ?? .null])
+        }
+        o.removeValue(forKey: "output")
+        o.removeValue(forKey: "model")
+        return .object(o)
+    }
+
+    struct Planned {
+        var name: String, method: String, ratio: Double, fineTune: Bool, dense: Bool
+        var recipe: Recipe
+        var identity: JSONValue
+        var key: String
+    }
+
+    /// Runs what is not cached and writes the comparison; returns every row.
+    @discardableResult
+    public func run() throws -> [SweepResult] {
+        try preflight()
+        let t0 = Date()
+        try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
+        log("▶ hashing \(recipe.model)")
+        let modelHash = try SHA256.hex(file: recipe.model)
+        log("  sha256 \(modelHash)")
+        var planned: [Planned] = []
+        if sweep.dense {
+            let id = try Self.identity(recipe, dense: true)
+            planned.append(Planned(name: "dense", method: "dense", ratio: 0, fineTune: false, dense: true, recipe: recipe, identity: id,
+                                   key: try Self.key(modelHash: modelHash, entry: id)))
+        }
+        for e in sweep.entries {
+            let id = try Self.identity(e.recipe, dense: false)
+            planned.append(Planned(name: e.name, method: e.method, ratio: e.ratio, fineTune: e.fineTune, dense: false, recipe: e.recipe,
+                                   identity: id, key: try Self.key(modelHash: modelHash, entry: id)))
+        }
+        var results: [SweepResult] = []
+        var computedSeconds: [Double] = []
+        for (i, p) in planned.enumerated() {
+            let tag = "[\(i + 1)/\(planned.count)] \(p.name)\(p.dense ? "" : String(format: " at %g%%", p.ratio * 100))"
+            if let hit = try cached(p.key) {
+                log("\(tag): cached (\(String(format: "%.0f", hit.seconds)) s when measured)")
+                results.append(hit)
+                continue
+            }
+            let remaining = planned.count - i
+            let mean = computedSeconds.reduce(0, +) / Double(max(1, computedSeconds.count))
+            let eta = computedSeconds.isEmpty ? "" : " (about \(ComparisonTable.duration(Double(remaining) * mean)) left if the rest take as long as those so far)"
+            log("\(tag): running\(eta)")
+            let r = try p.dense ? runDense(p, modelHash: modelHash) : runEntry(p, modelHash: modelHash)
+            computedSeconds.append(r.seconds)
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try writeAtomically(try enc.encode(r), to: cachePath(p.key))
+            results.append(r)
+            // Tables after every entry: a long sweep shows what it has so far.
+            try write(results, totalSeconds: Date().timeIntervalSince(t0))
+        }
+        try write(results, totalSeconds: Date().timeIntervalSince(t0))
+        log(String(format: "wrote %@/comparison.md, comparison.csv, comparison.json and plots (%d rows, %d computed, %.0f s)",
+                   outputDir, results.count, computedSeconds.count, Date().timeIntervalSince(t0)))
+        return results
+    }
+
+    func cachePath(_ key: String) -> String { (cacheDir as NSString).appendingPathComponent("\(key).json") }
+
+    /// A cached result, or nil; a cache file that no longer decodes is ignored (and recomputed).
+    func cached(_ key: String) throws -> SweepResult? {
+        guard let data = FileManager.default.contents(atPath: cachePath(key)) else { return nil }
+        guard let r = try? JSONDecoder().decode(SweepResult.self, from: data), r.key == key else {
+            log("  cache file \(cachePath(key)) is unreadable; recomputing it")
+            return nil
+        }
+        return r
+    }
+
+    static func slug(_ p: Planned) -> String {
+        let base = p.name.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
+        let squeezed = base.split(separator: "-").joined(separator: "-")
+        return p.dense ? "dense" : squeezed + String(format: "-%g", p.ratio * 100)
+    }
+
+    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+
+    func runDense(_ p: Planned, modelHash: String) throws -> SweepResult {
+        let t0 = Date()
+        let run = PruneRun(recipe: p.recipe, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir)
+        run.log = { [log] in log("  " + $0) }
+        let file = try GGUFFile(path: p.recipe.model)
+        let model = try Transformer(gguf: file)
+        let tokenizer = try BPETokenizer(gguf: file)
+        let ppl = try run.evaluate(model, tokenizer, label: "dense")
+        let zs = try run.evaluateTasks(model, tokenizer)
+        let s = Date().timeIntervalSince(t0)
+        return SweepResult(key: p.key, name: p.name, method: p.method, ratio: 0, fineTune: false, dense: true,
+                                parameters: model.parameterCount, removedFraction: 0, perplexity: ppl, perplexityBeforeFineTune: nil,
+                                zeroShot: zs, seconds: s, pruneSeconds: 0, fineTuneSeconds: nil, evaluateSeconds: s,
+                                modelSHA256: modelHash, entry: p.identity, measured: Self.now())
+    }
+
+    func runEntry(_ p: Planned, modelHash: String) throws -> SweepResult {
+        let t0 = Date()
+        let dir = ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(Self.slug(p))
+        let run = PruneRun(recipe: p.recipe, recipePath: recipePath, outputDir: dir, dataDir: dataDir)
+        run.log = { [log] in log("  " + $0) }
+        run.evaluateDense = false
+        run.deleteModels = !sweep.keepModels
+        let report = try run.run()
+        let s = Date().timeIntervalSince(t0)
+        func sum(_ f: (String) -> Bool) -> Double { report.stages.filter { f($0.name) }.map(\.seconds).reduce(0, +) }
+        let evalSecs = sum { $0.hasPrefix("evaluate") || $0.hasPrefix("zero-shot") }
+        let ftSecs = sum { $0.hasPrefix("fine-tune") }
+        return SweepResult(key: p.key, name: p.name, method: p.method, ratio: p.ratio, fineTune: p.fineTune, dense: false,
+                                parameters: report.paramsAfter, removedFraction: report.removedFraction,
+                                perplexity: report.evaluationsAfter, perplexityBeforeFineTune: report.evaluationsBeforeFineTune,
+                                zeroShot: report.zeroShot ?? [], seconds: s, pruneSeconds: s - evalSecs - ftSecs,
+                                fineTuneSeconds: p.fineTune ? ftSecs : nil, evaluateSeconds: evalSecs,
+                                modelSHA256: modelHash, entry: p.identity, measured: Self.now())
+    }
+
+    func write(_ results: [SweepResult], totalSeconds: Double) throws {
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        let table = ComparisonTable(results: results, title: sweep.title ?? "Comparison", recipePath: recipePath,
+                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds)
+        func put(_ s: String, _ name: String) throws { try writeAtomically(Data(s.utf8), to: (outputDir as NSString).appendingPathComponent(name)) }
+        try put(table.markdown, "comparison.md")
+        try put(table.csv, "comparison.csv")
+        try put(table.pplChart, "ppl_vs_sparsity.svg")
+        try put(table.accuracyChart, "accuracy_vs_sparsity.svg")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try writeAtomically(try enc.encode(results), to: (outputDir as NSString).appendingPathComponent("comparison.json"))
+    }
+}

@@ -1,0 +1,22 @@
+import Foundation
+@testable import PruneFramework
+
+/// A tiny random LLaMA with a byte-level tokenizer, written as GGUF (f32), and a text file.
+func tinyFiles(_ dir: String) throws -> (model: String, text: String) {
+    let c = ModelConfig(vocabSize: 257, hiddenSize: 16, nLayers: 2, headDim: 4, nHead: [4, 4], nKVHead: [2, 2],
+                        ffnDim: [24, 24], contextLength: 64, tiedEmbeddings: true)
+    let model = try Transformer(randomWith: c, seed: 21, scale: 0.3)
+    var w = GGUFWriter()
+    for (k, v) in try model.ggufMetadata(type: .f32, source: nil, name: "tiny") { w.set(k, v) }
+    let tokens = (0..<256).map { ByteUnicode.encode([UInt8($0)]) } + [ByteUnicode.encode(Array(" t".utf8))]
+    w.set("tokenizer.ggml.model", .string("gpt2"))
+    w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
+    w.set("tokenizer.ggml.merges", .array([.string(ByteUnicode.encode([0x20]) + " t")]))
+    for (name, shape) in TensorNames.layout(for: c) {
+        try w.addTensor(name: name, shape: shape, data: Array(model.params.view(name)), type: .f32)
+    }
+    try w.write(to: dir + "/tiny.gguf")
+    let text = String(repeating: "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ", count: 12)
+    try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/text.txt"))
+    return (dir + "/tiny.gguf", dir + "/text.txt")
+}
