@@ -20,10 +20,11 @@ import Testing
         """
     }
 
-    func run(_ json: String, _ dir: String) throws -> (rows: [SweepResult], log: [String]) {
+    func run(_ json: String, _ dir: String, cachedOnly: Bool = false) throws -> (rows: [SweepResult], log: [String]) {
         try Data(json.utf8).write(to: URL(fileURLWithPath: dir + "/sweep.json"))
         let recipe = try Recipe.load(path: dir + "/sweep.json", plugins: .builtins())
         let c = try Comparison(recipe: recipe, recipePath: dir + "/sweep.json")
+        c.cachedOnly = cachedOnly
         var lines: [String] = []
         c.log = { lines.append($0) }
         return (try c.run(), lines)
@@ -73,6 +74,12 @@ import Testing
         #expect(third.log.contains { $0.contains("is unreadable; recomputing it") })
         #expect(third.rows[1].perplexity[0].ppl == first.rows[1].perplexity[0].ppl)
         #expect(third.rows[2].key != first.rows[2].key && third.rows[4].key != first.rows[4].key)
+
+        // --from-cache: only cached rows; the others are listed as not measured.
+        let fourth = try run(sweepRecipe(dir: dir, model: model, text: text, randomSeed: 3), dir, cachedOnly: true)
+        #expect(fourth.rows.map(\.name) == ["dense", "magnitude", "magnitude"])
+        let md4 = try String(contentsOfFile: "\(dir)/out/comparison.md", encoding: .utf8)
+        #expect(md4.contains("**Not measured yet** (2 entries of the sweep; running the same command computes them): random at 10%; random at 30%."))
     }
 
     @Test func tablesLayOutRatiosAndSpreads() {

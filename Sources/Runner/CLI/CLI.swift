@@ -16,7 +16,7 @@ public enum CLI {
       prune bench matmul [--json] [--min-seconds 0.3]
       prune bench forward --model M [--batch 8] [--seq-len 128] [--iterations 3] [--json]
       prune bench backward --model M [--batch 8] [--seq-len 128] [--micro-batch 8] [--iterations 3] [--json]
-      prune run RECIPE.json [--output-dir D] [--data-dir DIR]
+      prune run RECIPE.json [--output-dir D] [--data-dir DIR] [--from-cache]
       prune validate RECIPE.json
       prune list [--json]
       prune schema

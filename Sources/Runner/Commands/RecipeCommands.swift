@@ -4,13 +4,17 @@ import PruneFramework
 /// `prune run`, `prune validate`, `prune list`, `prune schema`.
 enum RecipeCommands {
     static func run(_ args: [String], plugins: PluginSet) throws {
-        let a = try Arguments(args, command: "run", valued: ["output-dir", "data-dir"], flags: [])
+        let a = try Arguments(args, command: "run", valued: ["output-dir", "data-dir"], flags: ["from-cache"])
         guard let path = a.positionals.first else {
             throw PruneError(.invalidArgument, "prune run: give a recipe, e.g. 'prune run Examples/recipes/quickstart.json'")
         }
         let recipe = try Recipe.load(path: path, plugins: plugins)
+        if a.flag("from-cache") && recipe.sweep == nil {
+            throw PruneError(.invalidArgument, "prune run: '--from-cache' applies to a recipe with a sweep; '\(path)' has none")
+        }
         if recipe.sweep != nil {
             let c = try Comparison(recipe: recipe, recipePath: path, outputDir: a.string("output-dir"), dataDir: a.string("data-dir"))
+            c.cachedOnly = a.flag("from-cache")
             let rows = try c.run()
             print("\(rows.count) rows: \(c.outputDir)/comparison.md, comparison.csv, ppl_vs_sparsity.svg, accuracy_vs_sparsity.svg")
             return

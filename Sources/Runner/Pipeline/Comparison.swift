@@ -41,6 +41,8 @@ public final class Comparison {
     public let outputDir: String
     public let dataDir: String?
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Only tabulate what the cache holds; list the other entries as not measured.
+    public var cachedOnly = false
 
     public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) throws {
         guard let s = recipe.sweep else { throw PruneError(.invalidArgument, "recipe '\(recipePath)' has no sweep") }
@@ -110,11 +112,18 @@ public final class Comparison {
         }
         var results: [SweepResult] = []
         var computedSeconds: [Double] = []
+        var missing: [String] = []
+        func label(_ p: Planned) -> String { p.name + (p.dense ? "" : String(format: " at %g%%", p.ratio * 100)) }
         for (i, p) in planned.enumerated() {
-            let tag = "[\(i + 1)/\(planned.count)] \(p.name)\(p.dense ? "" : String(format: " at %g%%", p.ratio * 100))"
+            let tag = "[\(i + 1)/\(planned.count)] \(label(p))"
             if let hit = try cached(p.key) {
                 log("\(tag): cached (\(String(format: "%.0f", hit.seconds)) s when measured)")
                 results.append(hit)
+                continue
+            }
+            if cachedOnly {
+                log("\(tag): not in the cache")
+                missing.append(label(p))
                 continue
             }
             let remaining = planned.count - i
@@ -128,9 +137,10 @@ public final class Comparison {
             try writeAtomically(try enc.encode(r), to: cachePath(p.key))
             results.append(r)
             // Tables after every entry: a long sweep shows what it has so far.
-            try write(results, totalSeconds: Date().timeIntervalSince(t0))
+            try write(results, pending: planned[(i + 1)...].filter { !FileManager.default.fileExists(atPath: cachePath($0.key)) }.map(label),
+                      totalSeconds: Date().timeIntervalSince(t0))
         }
-        try write(results, totalSeconds: Date().timeIntervalSince(t0))
+        try write(results, pending: missing, totalSeconds: Date().timeIntervalSince(t0))
         log(String(format: "wrote %@/comparison.md, comparison.csv, comparison.json and plots (%d rows, %d computed, %.0f s)",
                    outputDir, results.count, computedSeconds.count, Date().timeIntervalSince(t0)))
         return results
@@ -192,10 +202,10 @@ public final class Comparison {
                                 modelSHA256: modelHash, entry: p.identity, measured: Self.now())
     }
 
-    func write(_ results: [SweepResult], totalSeconds: Double) throws {
+    func write(_ results: [SweepResult], pending: [String], totalSeconds: Double) throws {
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         let table = ComparisonTable(results: results, title: sweep.title ?? "Comparison", recipePath: recipePath,
-                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds)
+                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds, pending: pending)
         func put(_ s: String, _ name: String) throws { try writeAtomically(Data(s.utf8), to: (outputDir as NSString).appendingPathComponent(name)) }
         try put(table.markdown, "comparison.md")
         try put(table.csv, "comparison.csv")

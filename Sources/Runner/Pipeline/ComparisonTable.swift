@@ -9,6 +9,8 @@ struct ComparisonTable {
     var recipePath: String
     var evaluation: Recipe.Evaluation
     var totalSeconds: Double
+    /// Entries of the sweep not measured yet (a run cut short, or `--from-cache`).
+    var pending: [String] = []
 
     /// The metric each task contributes to the table: LLM-Pruner reports acc_norm where the harness
     /// has it for HellaSwag, ARC-Challenge and OpenBookQA, and acc elsewhere.
@@ -86,6 +88,10 @@ struct ComparisonTable {
             s += "| " + cells.joined(separator: " | ") + " |\n"
         }
         s += "\nPrune = calibration, scoring, planning, surgery and export; Total adds fine-tuning and evaluation.\n"
+        if !pending.isEmpty {
+            s += "\n**Not measured yet** (\(pending.count) entries of the sweep; running the same command computes them): "
+            s += pending.joined(separator: "; ") + ".\n"
+        }
         let spread = sensitivity
         if !spread.isEmpty { s += "\n## How much the choice of method matters\n\n" + spread }
         return s
