@@ -36,6 +36,7 @@ public struct SAAPFusionCriterion: WeightCriterion {
     public var batches = 4
     public var reduction = "sum"
     public var microBatch = 4
+    public var gradientMicroBatch: Int { microBatch }
     /// Noise estimates per model, so that scoring every group costs one set of per-batch passes.
     let cache = NoiseCache()
 

@@ -31,6 +31,7 @@ public struct TaylorCriterion: WeightCriterion {
     public var estimator = "vector"
     public var reduction = "sum"
     public var microBatch = 4
+    public var gradientMicroBatch: Int { microBatch }
 
     public init(estimator: String = "vector", reduction: String = "sum", microBatch: Int = 4) {
         self.estimator = estimator

@@ -68,6 +68,17 @@ import Testing
         }
     }
 
+    @Test func fineTuningAfterMaskingIsRefusedBeforeLoading() throws {
+        let json = Self.recipe.replacingOccurrences(of: "\"scheduler\":", with: "\"fineTuner\": {\"type\": \"lora\"}, \"scheduler\":")
+        let r = try Recipe.decode(Data(json.utf8), plugins: .builtins())
+        do {
+            try PruneRun(recipe: r, recipePath: "r.json").preflight()
+            Issue.record("preflight passed")
+        } catch let e as PruneError {
+            #expect(e.message.contains("fineTuner.type = 'lora' after scheduler 'n:m' would refill the zeroed weights"), "\(e.message)")
+        }
+    }
+
     @Test func listAndSchemaShowTheMaskSchedulers() throws {
         let items = RecipeCommands.listing(.builtins())
         #expect(Set(items.map(\.name)).isSuperset(of: ["unstructured", "n:m"]))

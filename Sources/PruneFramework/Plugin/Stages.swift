@@ -43,11 +43,14 @@ public struct ScoringContext: @unchecked Sendable {
 public protocol Criterion: Plugin {
     /// Inputs the runner collects once before scoring.
     var inputs: CriterionInputs { get }
+    /// Calibration sequences per backward pass when the runner computes `.gradients` (bounds memory).
+    var gradientMicroBatch: Int { get }
     func scores(for group: PruneGroup, context: ScoringContext) throws -> [Double]
 }
 
 extension Criterion {
     public var inputs: CriterionInputs { .weights }
+    public var gradientMicroBatch: Int { 4 }
 }
 
 /// Finds the coupled structures of a model: what must be removed together.

@@ -1,5 +1,4 @@
 import Foundation
-import Criteria
 import PruneFramework
 
 extension PruneRun {
@@ -24,6 +23,6 @@ extension PruneRun {
 }
 
 extension PruneRun {
-    /// Sequences per backward pass: the criterion's `microBatch` when it has one.
-    var gradientMicroBatch: Int { (recipe.criterion as? TaylorCriterion)?.microBatch ?? 4 }
+    /// Sequences per backward pass, as the criterion asks.
+    var gradientMicroBatch: Int { recipe.criterion.gradientMicroBatch }
 }

@@ -106,6 +106,10 @@ extension PruneRun {
         guard let criterion = recipe.criterion as? any WeightCriterion else {
             throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)")
         }
+        if let ft = recipe.fineTuner {
+            // Merged LoRA updates are dense: they would fill the zeroed weights back in.
+            throw PruneError(.unsupported, "recipe: fineTuner.type = '\(type(of: ft).name)' after scheduler '\(type(of: masker).name)' would refill the zeroed weights (merged LoRA updates are dense); remove the fineTuner for mask-mode runs")
+        }
         return (masker, criterion)
     }
 
