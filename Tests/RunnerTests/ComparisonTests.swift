@@ -14,7 +14,7 @@ import Testing
          "scheduler": {"type": "uniform", "ratio": 0.2},
          "evaluation": {"datasets": ["\(text)"], "seqLen": 16, "maxWindows": 3},
          "output": {"dir": "\(dir)/out", "formats": ["gguf"], "dtype": "f32"},
-         "sweep": {"title": "tiny", "methods": [{"name": "magnitude"},
+         "sweep": {"title": "tiny", "notes": "A tiny random model.", "methods": [{"name": "magnitude"},
                                                 {"name": "random", "criterion": {"type": "random", "seed": \(randomSeed)}}],
                    "sparsities": [0.1, 0.3]}}
         """
@@ -52,7 +52,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(dir)/out/runs/magnitude-10/report.json"))
 
         let md = try String(contentsOfFile: "\(dir)/out/comparison.md", encoding: .utf8)
-        #expect(md.hasPrefix("# tiny\n"))
+        #expect(md.hasPrefix("# tiny\n") && md.contains("\n\nA tiny random model.\n\n"))
         #expect(md.contains("| Ratio | Method | Params | Removed | text.txt↓ | Prune | Fine-tune | Total |"))
         #expect(md.contains("| 0% | w/o pruning |") && md.contains("| 10% | magnitude |") && md.contains("|  | random |"))
         #expect(md.contains("## How much the choice of method matters"))

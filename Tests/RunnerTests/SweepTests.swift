@@ -74,6 +74,7 @@ import Testing
         (#"{"methods": [{"name": "a"}], "sparsities": [{"ratio": 0.2, "output": {}}]}"#, "sweep.sparsities[0].output cannot be patched per sparsity"),
         (#"{"methods": [{"name": "a"}], "sparsities": [0.2], "fineTune": [1]}"#, "sweep.fineTune must be a non-empty array of true/false"),
         (#"{"methods": [{"name": "a"}], "sparsities": [0.2], "dense": "yes"}"#, "sweep.dense must be true or false"),
+        (#"{"methods": [{"name": "a"}], "sparsities": [0.2], "notes": ["x"]}"#, "sweep.notes must be a string"),
         (#"{"methods": [{"name": "a", "fineTuner": null}], "sparsities": [0.2], "fineTune": [true]}"#,
          "sweep.methods[0] ('a') at ratio 0.2 with fine-tuning: sweep.fineTune holds true but no fineTuner is set"),
         (#"{"methods": [{"name": "nm", "scheduler": {"type": "n:m"}}], "sparsities": [0.2]}"#, "scheduler 'n:m' takes no 'ratio'"),

@@ -79,6 +79,49 @@ import Testing
         #expect(throws: PruneError.self) { try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(#"{"groupsize": 2}"#.utf8)) }
     }
 
+    /// saap-group accepts every lora key with lora's ranges, keeps its own per-group defaults, rejects
+    /// unknown keys by name, and its encoding is flat and round-trips.
+    @Test func acceptsEveryLoRAKeyAndRoundTrips() throws {
+        func object(_ v: some Encodable) throws -> [String: JSONValue] {
+            try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(v)).object ?? [:]
+        }
+        #expect(SAAPGroupFineTuner.keys.map(\.name) == ["groupSize"] + LoRAFineTuner.keys.map(\.name))
+        let d = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data("{}".utf8))
+        #expect(d.groupSize == 4 && d.steps == 50 && d.warmupSteps == 5)
+        var o = try object(d)
+        let groupSize = o.removeValue(forKey: "groupSize")
+        #expect(groupSize == .int(4) && o["steps"] == .int(50) && o["warmupSteps"] == .int(5))
+        var l = try object(LoRAFineTuner())
+        l["steps"] = .int(50)
+        l["warmupSteps"] = .int(5)
+        #expect(o == l)
+
+        let json = #"""
+            {"groupSize": 3, "rank": 4, "alpha": 8, "dropout": 0.1, "targets": ["q", "up"], "layers": [1, 4], "steps": 7,
+             "batch": 2, "microBatch": 1, "seqLen": 64, "learningRate": 0.002, "warmupSteps": 1, "weightDecay": 0.01,
+             "maxGradNorm": 0.5, "dataset": "ptb", "seed": 9}
+            """#
+        let given = try JSONDecoder().decode([String: JSONValue].self, from: Data(json.utf8))
+        #expect(Set(given.keys) == Set(SAAPGroupFineTuner.keys.map(\.name)))
+        let s = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(json.utf8))
+        let lora = try JSONDecoder().decode(LoRAFineTuner.self, from: Data(json.replacingOccurrences(of: #""groupSize": 3, "#, with: "").utf8))
+        #expect(s.groupSize == 3 && s.lora.settings == lora.settings && s.layers == [1, 4] && s.seqLen == 64 && s.dataset == "ptb")
+        #expect(s.settings(group: 2).seed == 11 && s.settings(group: 0).weightDecay == 0.01)
+        let again = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: JSONEncoder().encode(s))
+        #expect(try object(again) == object(s))
+
+        for (bad, says) in [(#"{"rnak": 4}"#, "unknown key 'rnak'"), (#"{"groupsize": 2}"#, "unknown key 'groupsize'"),
+                            (#"{"dropout": 1}"#, "dropout"), (#"{"targets": ["x"]}"#, "targets[0]"),
+                            (#"{"weightDecay": 2}"#, "weightDecay"), (#"{"groupSize": 0}"#, "groupSize")] {
+            do {
+                _ = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(bad.utf8))
+                Issue.record("\(bad) was accepted")
+            } catch let e as PruneError {
+                #expect(e.message.contains(says), "\(e.message)")
+            }
+        }
+    }
+
     /// A few steps over two groups lower the loss, and only the adapted layers' target tensors change.
     @Test func trainsGroupsInTurnAndTouchesOnlyThem() throws {
         let model = try tinyModel(layers: 3)

@@ -38,8 +38,10 @@ public struct Sweep: @unchecked Sendable {
     /// Keep each entry's exported model files (they are deleted after evaluation by default).
     public var keepModels = false
     public var title: String?
+    /// Free text printed under the table's heading (the setting, caveats about the measurements).
+    public var notes: String?
 
-    static let keys = ["methods", "sparsities", "fineTune", "dense", "cache", "keepModels", "title"]
+    static let keys = ["methods", "sparsities", "fineTune", "dense", "cache", "keepModels", "title", "notes"]
     static let methodKeys = ["name", "calibration", "grouping", "criterion", "scheduler", "fineTuner"]
     static let stageKeys: Set<String> = ["grouping", "criterion", "scheduler", "fineTuner"]
 
@@ -66,9 +68,10 @@ public struct Sweep: @unchecked Sendable {
             guard let c = c.string, !c.isEmpty else { throw PruneError(.invalidArgument, "recipe: sweep.cache must be a directory path") }
             cache = c
         }
-        if let t = s["title"] {
-            guard let t = t.string else { throw PruneError(.invalidArgument, "recipe: sweep.title must be a string") }
-            title = t
+        for k in ["title", "notes"] {
+            guard let v = s[k] else { continue }
+            guard let t = v.string else { throw PruneError(.invalidArgument, "recipe: sweep.\(k) must be a string") }
+            if k == "title" { title = t } else { notes = t }
         }
         let hasFineTuner = base["fineTuner"].map { $0 != .null } ?? false
         var tunes = hasFineTuner ? [false, true] : [false]

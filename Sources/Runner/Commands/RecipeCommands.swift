@@ -113,7 +113,7 @@ enum RecipeCommands {
                         "sparsities": ["type": "array", "minItems": 1, "items": ["oneOf": [["type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1],
                                        ["type": "object", "required": ["ratio"]]]]],
                         "fineTune": ["type": "array", "items": ["type": "boolean"]], "dense": ["type": "boolean", "default": true],
-                        "cache": ["type": "string"], "keepModels": ["type": "boolean", "default": false], "title": ["type": "string"],
+                        "cache": ["type": "string"], "keepModels": ["type": "boolean", "default": false], "title": ["type": "string"], "notes": ["type": "string"],
                     ],
                 ],
                 "output": obj(["dir": ["type": "string", "default": "out"],

@@ -205,7 +205,7 @@ public final class Comparison {
     func write(_ results: [SweepResult], pending: [String], totalSeconds: Double) throws {
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         let table = ComparisonTable(results: results, title: sweep.title ?? "Comparison", recipePath: recipePath,
-                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds, pending: pending)
+                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds, pending: pending, notes: sweep.notes)
         func put(_ s: String, _ name: String) throws { try writeAtomically(Data(s.utf8), to: (outputDir as NSString).appendingPathComponent(name)) }
         try put(table.markdown, "comparison.md")
         try put(table.csv, "comparison.csv")

@@ -11,6 +11,7 @@ struct ComparisonTable {
     var totalSeconds: Double
     /// Entries of the sweep not measured yet (a run cut short, or `--from-cache`).
     var pending: [String] = []
+    var notes: String?
 
     /// The metric each task contributes to the table: LLM-Pruner reports acc_norm where the harness
     /// has it for HellaSwag, ARC-Challenge and OpenBookQA, and acc elsewhere.
@@ -63,7 +64,7 @@ struct ComparisonTable {
         s += "Made by `prune run \(recipePath)`"
         if let h = results.first?.modelSHA256 { s += " on the model with sha256 `\(h.prefix(16))…`" }
         s += ". Rows come from the cache when their entry was measured before; each row's wall time is from when it was measured"
-        s += String(format: " (this invocation: %@).\n\n", Self.duration(totalSeconds))
+        s += " (together \(Self.duration(results.map(\.seconds).reduce(0, +))); this invocation: \(Self.duration(totalSeconds))).\n\n"
         let windows = evaluation.maxWindows.map { "the first \($0) windows" } ?? "every window"
         s += "Perplexity at seqLen \(evaluation.seqLen) over \(windows) of each test set"
         if !tasks.isEmpty {
@@ -72,6 +73,7 @@ struct ComparisonTable {
             s += "; acc_norm for HellaSwag, ARC-c and OBQA, acc elsewhere (as LLM-Pruner's Table 1)"
         }
         s += ". Removed = fraction of all parameters (embeddings included) removed.\n\n"
+        if let n = notes, !n.isEmpty { s += n + "\n\n" }
         let header = ["Ratio", "Method", "Params", "Removed"] + datasets.map { "\(Self.datasetLabel($0))↓" }
             + tasks.map(Self.taskLabel) + (tasks.isEmpty ? [] : ["Average"]) + ["Prune", "Fine-tune", "Total"]
         s += "| " + header.joined(separator: " | ") + " |\n"

@@ -53,29 +53,37 @@ public struct LoRAFineTuner: FineTuner {
 
     public init(from decoder: Decoder) throws {
         try decoder.checkPluginKeys(Self.self)
+        try self.init(decoding: decoder, defaults: Self())
+    }
+
+    /// Decodes lora's keys, each absent one taking its value from `d`; does not reject unknown keys.
+    ///
+    /// For fine-tuners that accept lora's keys plus their own: they check their keys (which include
+    /// `LoRAFineTuner.keys`) first, then call this.
+    init(decoding decoder: Decoder, defaults d: LoRAFineTuner) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        rank = try c.integer(.rank, default: 8, in: 1...4096)
-        alpha = try c.number(.alpha, default: 16, in: 0...1e6)
-        dropout = try c.number(.dropout, default: 0.05, in: 0...1, openUpper: true)
-        targets = try c.value(.targets, default: LoRASettings.targetNames)
+        rank = try c.integer(.rank, default: d.rank, in: 1...4096)
+        alpha = try c.number(.alpha, default: d.alpha, in: 0...1e6)
+        dropout = try c.number(.dropout, default: d.dropout, in: 0...1, openUpper: true)
+        targets = try c.value(.targets, default: d.targets)
         for (i, t) in targets.enumerated() where !LoRASettings.targetNames.contains(t) {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "targets"))[\(i)] = '\(t)' is not allowed; choose from: \(LoRASettings.targetNames.joined(separator: ", "))")
         }
         if targets.isEmpty { throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "targets")) is empty; name at least one of: \(LoRASettings.targetNames.joined(separator: ", "))") }
-        layers = try c.value(.layers, default: nil as [Int]?)
+        layers = try c.value(.layers, default: d.layers)
         if let l = layers, l.count != 2 || l[0] < 0 || l[1] < l[0] {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(l)' must be [first, last] with 0 ≤ first ≤ last")
         }
-        steps = try c.integer(.steps, default: 200, in: 1...1_000_000)
-        batch = try c.integer(.batch, default: 4, in: 1...4096)
-        microBatch = try c.integer(.microBatch, default: 2, in: 1...4096)
-        seqLen = try c.integer(.seqLen, default: 256, in: 2...65536)
-        learningRate = try c.number(.learningRate, default: 1e-4, in: 0...1, openUpper: false)
-        warmupSteps = try c.integer(.warmupSteps, default: 10, in: 0...1_000_000)
-        weightDecay = try c.number(.weightDecay, default: 0, in: 0...1)
-        maxGradNorm = try c.number(.maxGradNorm, default: 1, in: 0...1e9)
-        dataset = try c.value(.dataset, default: "c4")
-        seed = try c.integer(.seed, default: 0, in: 0...Int.max)
+        steps = try c.integer(.steps, default: d.steps, in: 1...1_000_000)
+        batch = try c.integer(.batch, default: d.batch, in: 1...4096)
+        microBatch = try c.integer(.microBatch, default: d.microBatch, in: 1...4096)
+        seqLen = try c.integer(.seqLen, default: d.seqLen, in: 2...65536)
+        learningRate = try c.number(.learningRate, default: d.learningRate, in: 0...1)
+        warmupSteps = try c.integer(.warmupSteps, default: d.warmupSteps, in: 0...1_000_000)
+        weightDecay = try c.number(.weightDecay, default: d.weightDecay, in: 0...1)
+        maxGradNorm = try c.number(.maxGradNorm, default: d.maxGradNorm, in: 0...1e9)
+        dataset = try c.value(.dataset, default: d.dataset)
+        seed = try c.integer(.seed, default: d.seed, in: 0...Int.max)
     }
 
     public var settings: LoRASettings {
