@@ -71,6 +71,7 @@ import Testing
         (#"{"methods": [{"name": "a", "evaluation": {}}], "sparsities": [0.2]}"#, "sweep.methods[0].evaluation is not a method key"),
         (#"{"methods": [{"name": "a"}], "sparsities": [1.5]}"#, "sweep.sparsities[0] = '1.5' is not a fraction of parameters in (0, 1)"),
         (#"{"methods": [{"name": "a"}], "sparsities": [true]}"#, "sweep.sparsities[0] must be a number"),
+        (#"{"methods": [{"name": "a"}], "sparsities": [0.2, {"ratio": 0.2}]}"#, "sweep.sparsities[1] = '0.2' is listed twice"),
         (#"{"methods": [{"name": "a"}], "sparsities": [{"ratio": 0.2, "output": {}}]}"#, "sweep.sparsities[0].output cannot be patched per sparsity"),
         (#"{"methods": [{"name": "a"}], "sparsities": [0.2], "fineTune": [1]}"#, "sweep.fineTune must be a non-empty array of true/false"),
         (#"{"methods": [{"name": "a"}], "sparsities": [0.2], "dense": "yes"}"#, "sweep.dense must be true or false"),

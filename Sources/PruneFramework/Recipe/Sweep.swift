@@ -102,6 +102,9 @@ public struct Sweep: @unchecked Sendable {
             guard ratios[i].0 > 0, ratios[i].0 < 1 else {
                 throw PruneError(.outOfRange, "recipe: \(at) = '\(ratios[i].0)' is not a fraction of parameters in (0, 1)")
             }
+            guard !ratios[..<i].contains(where: { $0.0 == ratios[i].0 }) else {
+                throw PruneError(.invalidArgument, "recipe: \(at) = '\(ratios[i].0)' is listed twice; each sparsity is one group of rows")
+            }
         }
 
         // Method patches first, all checked before any entry is built.
