@@ -12,16 +12,6 @@ import Testing
      "scheduler": {"type": "n:m", "n": 2, "m": 4}}
     """
 
-    func error(_ json: String, plugins: PluginSet = .builtins()) -> String? {
-        do {
-            _ = try Recipe.decode(Data(json.utf8), plugins: plugins)
-            return nil
-        } catch let e as PruneError {
-            return e.message
-        } catch {
-            return "unexpected \(error)"
-        }
-    }
 
     @Test(arguments: [
         ("\"n\": 2, \"m\": 4", "\"n\": 2, \"mm\": 4", "unknown key 'mm' at scheduler.mm for 'n:m'; allowed keys: m, n"),
@@ -36,7 +26,7 @@ import Testing
         ("\"type\": \"n:m\"", "\"type\": \"2:4\"", "scheduler.type = '2:4' is not a registered scheduler plugin; registered: uniform, global, iterative, unstructured, n:m"),
     ])
     func badMaskRecipesNameThePath(from: String, to: String, fragment: String) {
-        let m = error(Self.recipe.replacingOccurrences(of: from, with: to))
+        let m = recipeError(Self.recipe.replacingOccurrences(of: from, with: to))
         #expect(m?.contains(fragment) == true, "got: \(m ?? "no error")")
     }
 

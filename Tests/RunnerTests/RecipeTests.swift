@@ -12,16 +12,6 @@ import Testing
      "scheduler": {"type": "uniform", "ratio": 0.2}}
     """
 
-    func error(_ json: String) -> String? {
-        do {
-            _ = try Recipe.decode(Data(json.utf8), plugins: .builtins())
-            return nil
-        } catch let e as PruneError {
-            return e.message
-        } catch {
-            return "unexpected \(error)"
-        }
-    }
 
     /// Replaces one fragment of the good recipe.
     func bad(_ from: String, _ to: String) -> String { Self.good.replacingOccurrences(of: from, with: to) }
@@ -54,7 +44,7 @@ import Testing
         ("}}", "}", "is not valid JSON"),
     ])
     func badRecipesNameThePathAndTheFix(from: String, to: String, fragment: String) {
-        let m = error(bad(from, to))
+        let m = recipeError(bad(from, to))
         #expect(m?.contains(fragment) == true, "got: \(m ?? "no error")")
     }
 

@@ -19,16 +19,7 @@ import Testing
         try Recipe.decode(Data(Self.base.replacingOccurrences(of: "SWEEP", with: sweep).utf8), plugins: .builtins())
     }
 
-    func error(_ sweep: String) -> String? {
-        do {
-            _ = try recipe(sweep)
-            return nil
-        } catch let e as PruneError {
-            return e.message
-        } catch {
-            return "unexpected \(error)"
-        }
-    }
+    func error(_ sweep: String) -> String? { recipeError(Self.base.replacingOccurrences(of: "SWEEP", with: sweep)) }
 
     @Test func methodsTimesSparsitiesTimesFineTune() throws {
         let s = try #require(try recipe("""

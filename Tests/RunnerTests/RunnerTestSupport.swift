@@ -1,6 +1,18 @@
 import Foundation
 @testable import PruneFramework
 
+/// The message of the error decoding `json` as a recipe raises; nil when it decodes.
+func recipeError(_ json: String, plugins: PluginSet = .builtins()) -> String? {
+    do {
+        _ = try Recipe.decode(Data(json.utf8), plugins: plugins)
+        return nil
+    } catch let e as PruneError {
+        return e.message
+    } catch {
+        return "unexpected \(error)"
+    }
+}
+
 /// A tiny random LLaMA with a byte-level tokenizer, written as GGUF (f32), and a text file.
 func tinyFiles(_ dir: String) throws -> (model: String, text: String) {
     let c = ModelConfig(vocabSize: 257, hiddenSize: 16, nLayers: 2, headDim: 4, nHead: [4, 4], nKVHead: [2, 2],
