@@ -82,6 +82,39 @@ import Testing
         #expect(md4.contains("**Not measured yet** (2 entries of the sweep; running the same command computes them): random at 10%; random at 30%."))
     }
 
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Datasets.dataDirectory() + "/zeroshot/piqa_valid.jsonl"), "zero-shot data is absent"))
+    func zeroShotTasksReachTheRowsAndTheTable() throws {
+        let dir = NSTemporaryDirectory() + "prune-sweep-zs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Byte-level tokens: PIQA's longest choices need more than 64 positions.
+        let (model, text) = try tinyFiles(dir, contextLength: 1024)
+        let json = sweepRecipe(dir: dir, model: model, text: text)
+            .replacingOccurrences(of: #""maxWindows": 3"#, with: #""maxWindows": 3, "tasks": ["piqa", "arc_challenge"], "taskLimit": 2"#)
+            .replacingOccurrences(of: "[0.1, 0.3]", with: "[0.1]")
+        let rows = try run(json, dir).rows
+        #expect(rows.count == 3 && rows.allSatisfy { $0.zeroShot.map(\.task) == ["piqa", "arc_challenge"] && $0.zeroShot.allSatisfy { $0.n == 2 } })
+        let md = try String(contentsOfFile: "\(dir)/out/comparison.md", encoding: .utf8)
+        #expect(md.contains("| PIQA | ARC-c | Average |") && md.contains("the first 2 items of each task"))
+        let report = try String(contentsOfFile: "\(dir)/out/runs/magnitude-10/report.md", encoding: .utf8)
+        #expect(report.contains("## Zero-shot accuracy of the final model") && report.contains("| piqa | 2 |"))
+    }
+
+    @Test func missingTaskDataIsCaughtBeforeLoading() throws {
+        let dir = NSTemporaryDirectory() + "prune-nodata-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (model, text) = try tinyFiles(dir)
+        let json = sweepRecipe(dir: dir, model: model, text: text).replacingOccurrences(of: #""maxWindows": 3"#, with: #""maxWindows": 3, "tasks": ["piqa"]"#)
+        let recipe = try Recipe.decode(Data(json.utf8), plugins: .builtins())
+        do {
+            try Comparison(recipe: recipe, recipePath: "r.json", dataDir: dir).preflight()
+            Issue.record("preflight passed")
+        } catch let e as PruneError {
+            #expect(e.message.contains("evaluation.tasks has 'piqa', whose data '\(dir)/zeroshot/piqa_valid.jsonl' does not exist"), "\(e.message)")
+        }
+    }
+
     @Test func tablesLayOutRatiosAndSpreads() {
         func row(_ name: String, _ ratio: Double, _ ppl: Double, acc: Double, ft: Bool = false, dense: Bool = false) -> SweepResult {
             SweepResult(key: name, name: name, method: name, ratio: ratio, fineTune: ft, dense: dense, parameters: 100,

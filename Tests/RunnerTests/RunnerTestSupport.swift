@@ -14,9 +14,9 @@ func recipeError(_ json: String, plugins: PluginSet = .builtins()) -> String? {
 }
 
 /// A tiny random LLaMA with a byte-level tokenizer, written as GGUF (f32), and a text file.
-func tinyFiles(_ dir: String) throws -> (model: String, text: String) {
+func tinyFiles(_ dir: String, contextLength: Int = 64) throws -> (model: String, text: String) {
     let c = ModelConfig(vocabSize: 257, hiddenSize: 16, nLayers: 2, headDim: 4, nHead: [4, 4], nKVHead: [2, 2],
-                        ffnDim: [24, 24], contextLength: 64, tiedEmbeddings: true)
+                        ffnDim: [24, 24], contextLength: contextLength, tiedEmbeddings: true)
     let model = try Transformer(randomWith: c, seed: 21, scale: 0.3)
     var w = GGUFWriter()
     for (k, v) in try model.ggufMetadata(type: .f32, source: nil, name: "tiny") { w.set(k, v) }

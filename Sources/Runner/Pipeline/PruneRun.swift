@@ -38,6 +38,12 @@ public final class PruneRun {
         if cal != "c4", !Datasets.names.contains(cal), !FileManager.default.fileExists(atPath: cal) {
             throw PruneError(.fileNotFound, "recipe: calibration.dataset = '\(cal)' is neither c4, a known dataset, nor a file")
         }
+        let zeroshot = (Datasets.dataDirectory(dataDir) as NSString).appendingPathComponent("zeroshot")
+        for task in recipe.evaluation.tasks.compactMap(ZeroShotTask.init(rawValue:)) {
+            for f in task.files where !FileManager.default.fileExists(atPath: (zeroshot as NSString).appendingPathComponent(f)) {
+                throw PruneError(.fileNotFound, "recipe: evaluation.tasks has '\(task.rawValue)', whose data '\(zeroshot)/\(f)' does not exist; give the data directory with --data-dir or $PRUNE_DATA_DIR")
+            }
+        }
         if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
             throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
         }
