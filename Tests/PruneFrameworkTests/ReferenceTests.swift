@@ -125,6 +125,21 @@ struct LlamaCppNumericsReferenceTests {
         #expect(abs(nll.mean - want) / want < 0.005)
         #expect(worst < 1e-3)
     }
+
+    /// `prune eval --numerics llamacpp` goes through `Perplexity.evaluate(numerics:)`. Attention is
+    /// causal, so a 128-token window predicts what the first 127 positions of llama.cpp's 512-token
+    /// window 0 predict.
+    @Test func perplexityWithLlamaCppNumericsMatchesTheReferenceNLL() throws {
+        let r = try Self.run.get()
+        let result = try Perplexity.evaluate(model: r.model, tokens: Array(r.tokens[0..<256]), seqLen: 128,
+                                             maxWindows: 1, numerics: r.numerics)
+        let json = try ReferenceTests.referenceJSON()
+        let window0 = try #require((json["nll"] as? [[Double]])?.first)
+        let want = window0[0..<127].reduce(0, +) / 127
+        #expect(result.windows == 1 && result.tokens == 127)
+        print("llama.cpp numerics via Perplexity.evaluate: mean NLL \(result.meanNLL) (llama.cpp \(want))")
+        #expect(abs(result.meanNLL - want) < 4e-4)
+    }
 }
 
 /// The pieces of the llama.cpp numerics path on small inputs (no model file needed): each fast piece

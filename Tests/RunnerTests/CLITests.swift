@@ -34,6 +34,8 @@ import Testing
         (["eval", "--dataset", "wikitext2"], "'--model' is required"),
         (["eval", "--model", "m.gguf", "--dataset", "wikitext2", "--seq-len", "1"], "'--seq-len' = '1'"),
         (["eval", "--model", "m.gguf", "--dataset", "wikitext2", "--bogus", "3"], "unknown option '--bogus'"),
+        (["eval", "--model", "m.gguf", "--dataset", "wikitext2", "--numerics", "f16"], "'--numerics' = 'f16' is unknown"),
+        (["eval", "--model", "m.gguf", "--tasks", "piqa", "--numerics", "llamacpp"], "'--numerics llamacpp' applies to perplexity"),
         (["inspect", "/nonexistent/model.gguf"], "/nonexistent/model.gguf"),
         (["bench", "nothing"], "unknown benchmark 'nothing'"),
         (["generate", "--model", "m.gguf"], "'--prompt' is required"),

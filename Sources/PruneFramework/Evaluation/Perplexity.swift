@@ -27,9 +27,11 @@ public enum Perplexity {
     /// returns exp(mean NLL).
     ///
     /// - batchSize: windows per forward pass; default keeps about 1024 tokens per pass
+    /// - numerics: when given, every window goes through the forward that reproduces llama.cpp's CPU
+    ///   arithmetic on these quantized weights (slower; the model must hold their dequantized values)
     /// - progress: called with (windows done, windows total)
     public static func evaluate(model: Transformer, tokens: [Int32], seqLen: Int, maxWindows: Int? = nil,
-                                batchSize: Int? = nil, text: EvalText? = nil,
+                                batchSize: Int? = nil, text: EvalText? = nil, numerics: LlamaCppNumerics? = nil,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
         guard seqLen > 1 else { throw PruneError(.outOfRange, "perplexity: seq-len '\(seqLen)' must be at least 2") }
         var windows = tokens.count / seqLen
@@ -44,7 +46,8 @@ public enum Perplexity {
         while done < windows {
             let b = min(batch, windows - done)
             let slice = Array(tokens[(done * seqLen)..<((done + b) * seqLen)])
-            let r = try model.nll(tokens: slice, batch: b, seqLen: seqLen)
+            let r = try numerics.map { try model.llamaCppNLL(tokens: slice, batch: b, seqLen: seqLen, numerics: $0) }
+                ?? model.nll(tokens: slice, batch: b, seqLen: seqLen)
             sum += r.sum
             count += r.count
             done += b

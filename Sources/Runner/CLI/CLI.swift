@@ -9,7 +9,7 @@ public enum CLI {
     usage:
       prune inspect MODEL.gguf [--json]
       prune eval --model M --dataset wikitext2|ptb|ptb-sparsegpt|FILE [--seq-len 128] [--max-windows N]
-                 [--batch B] [--data-dir DIR] [--json]
+                 [--batch B] [--data-dir DIR] [--numerics f32|llamacpp] [--json]
       prune eval --model M --tasks boolq,piqa,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa [--limit N] [--scoring auto|cached|batched] [--json]
       prune tokenize --model M --input FILE --ids-out OUT.i32
       prune generate --model M --prompt TEXT [--max-tokens 64] [--temperature 0.7] [--top-p 0.9] [--seed 0] [--chat]

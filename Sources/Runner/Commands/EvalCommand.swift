@@ -7,21 +7,32 @@ enum EvalCommand {
         var model: String
         var result: PerplexityResult
         var tokenizeSeconds: Double
-        enum CodingKeys: String, CodingKey { case model, tokenizeSeconds = "tokenize_seconds" }
+        /// "f32" or "llamacpp".
+        var numerics: String
+        enum CodingKeys: String, CodingKey { case model, tokenizeSeconds = "tokenize_seconds", numerics }
         func encode(to encoder: Encoder) throws {
             try result.encode(to: encoder)
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(model, forKey: .model)
             try c.encode(tokenizeSeconds, forKey: .tokenizeSeconds)
+            try c.encode(numerics, forKey: .numerics)
         }
     }
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, command: "eval",
-                              valued: ["model", "dataset", "seq-len", "max-windows", "batch", "data-dir", "tasks", "limit", "scoring"],
+                              valued: ["model", "dataset", "seq-len", "max-windows", "batch", "data-dir", "tasks", "limit", "scoring",
+                                       "numerics"],
                               flags: ["json"])
         let modelPath = try a.required("model")
+        let numericsName = a.string("numerics") ?? "f32"
+        guard ["f32", "llamacpp"].contains(numericsName) else {
+            throw PruneError(.invalidArgument, "prune eval: '--numerics' = '\(numericsName)' is unknown; allowed: f32 (our forward), llamacpp (llama.cpp's CPU arithmetic on Q4_1 weights)")
+        }
         if let list = a.string("tasks") {
+            guard numericsName == "f32" else {
+                throw PruneError(.invalidArgument, "prune eval: '--numerics llamacpp' applies to perplexity ('--dataset') only; zero-shot tasks are scored with the f32 forward")
+            }
             let tasks = try ZeroShotTask.parseList(list)
             let limit = try a.int("limit", range: 1...Int.max)
             guard a.string("dataset") == nil else {
@@ -42,6 +53,7 @@ enum EvalCommand {
         let file = try GGUFFile(path: modelPath)
         let tokenizer = try BPETokenizer(gguf: file)
         let model = try Transformer(gguf: file)
+        let numerics = numericsName == "llamacpp" ? try LlamaCppNumerics(gguf: file) : nil
         guard seqLen <= model.config.contextLength * 4 else {
             throw PruneError(.outOfRange, "prune eval: '--seq-len' = '\(seqLen)' is far beyond the model's context length \(model.config.contextLength)")
         }
@@ -53,15 +65,16 @@ enum EvalCommand {
         }
         var bar: ProgressBar?
         let result = try Perplexity.evaluate(model: model, tokens: tokens, seqLen: seqLen, maxWindows: maxWindows,
-                                             batchSize: batch, text: text) { done, total in
+                                             batchSize: batch, text: text, numerics: numerics) { done, total in
             if bar == nil { bar = ProgressBar(total: total, label: "eval \(text.name)", unit: "win") }
             bar?.update(done)
         }
         bar?.finish()
         if a.flag("json") {
-            try CLI.printJSON(Output(model: modelPath, result: result, tokenizeSeconds: tokSecs))
+            try CLI.printJSON(Output(model: modelPath, result: result, tokenizeSeconds: tokSecs, numerics: numericsName))
         } else {
-            print(String(format: "%@ (%@, %@): PPL %.4f, mean NLL %.5f", text.name, text.split, text.joining, result.ppl, result.meanNLL))
+            print(String(format: "%@ (%@, %@): PPL %.4f, mean NLL %.5f", text.name, text.split, text.joining, result.ppl, result.meanNLL)
+                  + (numerics == nil ? "" : " (llama.cpp numerics)"))
             print("  seq_len \(result.seqLen), windows \(result.windows), predicted tokens \(result.tokens)")
             print(String(format: "  %.1f s, %.0f tokens/s", result.seconds, result.tokensPerSecond))
         }
