@@ -85,6 +85,62 @@ import Testing
         }
     }
 
+    /// Column sums and sums of squares of every linear input, per tensor.
+    static func inputStats(_ s: ActivationStatistics, _ m: Transformer) -> [String: [Double]] {
+        var out: [String: [Double]] = [:]
+        for e in m.params.entries where e.shape.count == 2 {
+            if let col = s.input(of: e.name) { out[e.name] = col.sum + col.sumSq + [Double(col.count)] }
+        }
+        return out
+    }
+
+    static func close(_ a: [Double], _ b: [Double]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-9 * max(1, abs($1)) }
+    }
+
+    /// 5 sequences of 300 tokens make two chunks (3 + 2 sequences), as in a one-pass calibration.
+    func calibrationSequences(_ c: ModelConfig) -> [[Int32]] {
+        (0..<5).map { randomTokens(300, vocab: c.vocabSize, seed: 40 + UInt64($0)) }
+    }
+
+    @Test func layerByLayerWithoutChangesSeesWhatOnePassSees() throws {
+        let c = tinyConfig(layers: 3)
+        let m = try Transformer(randomWith: c, seed: 3)
+        let seqs = calibrationSequences(c)
+        let stepwise = ActivationStatistics()
+        var visited: [Int] = []
+        try m.layerByLayer(sequences: seqs, observer: stepwise) { visited.append($0) }
+        #expect(visited == [0, 1, 2])
+        let onePass = Self.inputStats(try Calibration.statistics(model: m, sequences: seqs), m)
+        let got = Self.inputStats(stepwise, m)
+        #expect(onePass.count == 3 * 7 && Set(got.keys) == Set(onePass.keys))
+        for (k, v) in onePass { #expect(Self.close(got[k]!, v), "\(k)") }
+    }
+
+    /// Layer 1 must see layer 0 as `update(0)` left it; layer 0 itself is seen unchanged.
+    @Test func layerByLayerShowsLaterLayersTheUpdatedEarlierOnes() throws {
+        let c = tinyConfig(layers: 2)
+        let m = try Transformer(randomWith: c, seed: 9)
+        let seqs = calibrationSequences(c)
+        let dense = Self.inputStats(try Calibration.statistics(model: m, sequences: seqs), m)
+        func halve(_ model: Transformer) {
+            let d = model.params.view(TensorNames.ffnDown(0))
+            for i in 0..<(d.count / 2) { d[i] = 0 }
+            model.params.markModified()
+        }
+        let stepwise = ActivationStatistics()
+        try m.layerByLayer(sequences: seqs, observer: stepwise) { l in if l == 0 { halve(m) } }
+        let changedFirst = try Transformer(randomWith: c, seed: 9)
+        halve(changedFirst)
+        let expected = Self.inputStats(try Calibration.statistics(model: changedFirst, sequences: seqs), changedFirst)
+        let got = Self.inputStats(stepwise, m)
+        for (k, v) in got {
+            let want = k.hasPrefix("blk.0.") ? dense[k]! : expected[k]!
+            #expect(Self.close(v, want), "\(k)")
+            if k.hasPrefix("blk.1.") { #expect(!Self.close(v, dense[k]!), "\(k) did not see the change") }
+        }
+    }
+
     @Test func badTokenIdsAreRejectedWithTheirIndex() throws {
         let m = try Transformer(randomWith: tinyConfig(), seed: 1)
         #expect(throws: PruneError.self) { try m.nll(tokens: [1, 2, 999], batch: 1, seqLen: 3) }

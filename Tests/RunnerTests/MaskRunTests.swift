@@ -69,6 +69,29 @@ import Testing
         }
     }
 
+    @Test func sequentialCalibrationIsRefusedOutsideMaskMode() throws {
+        let json = Self.recipe.replacingOccurrences(of: #"{"type": "n:m", "n": 2, "m": 4}"#, with: #"{"type": "uniform", "ratio": 0.2}"#)
+            .replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": true}, \"grouping\"")
+        let r = try Recipe.decode(Data(json.utf8), plugins: .builtins())
+        do {
+            try PruneRun(recipe: r, recipePath: "r.json").preflight()
+            Issue.record("preflight passed")
+        } catch let e as PruneError {
+            #expect(e.message.contains("calibration.sequential applies to mask mode"), "\(e.message)")
+        }
+        let bad = recipeError(Self.recipe.replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": 1}, \"grouping\""))
+        #expect(bad?.contains("calibration.sequential must be") == true, "got: \(bad ?? "no error")")
+    }
+
+    /// Recipes that do not ask for it keep their resolved form (and so their sweep cache keys).
+    @Test func sequentialAppearsInTheResolvedRecipeOnlyWhenSet() throws {
+        let plain = try Recipe.decode(Data(Self.recipe.utf8), plugins: .builtins()).resolvedJSON()
+        #expect(plain.object?["calibration"]?.object?["sequential"] == nil)
+        let json = Self.recipe.replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": true}, \"grouping\"")
+        let set = try Recipe.decode(Data(json.utf8), plugins: .builtins()).resolvedJSON()
+        #expect(set.object?["calibration"]?.object?["sequential"] == .bool(true))
+    }
+
     @Test func listAndSchemaShowTheMaskSchedulers() throws {
         let items = RecipeCommands.listing(.builtins())
         #expect(Set(items.map(\.name)).isSuperset(of: ["unstructured", "n:m"]))
@@ -123,5 +146,35 @@ import Testing
         #expect(ws["sparsity"] as? Double == 0.5 && ws["parameters"] as? Int == report.paramsBefore)
         let md = try String(contentsOfFile: dir + "/out/report.md", encoding: .utf8)
         #expect(md.contains("sparsity 50.00%") && md.contains("The parameter count is unchanged"))
+    }
+
+    /// Wanda's layer-by-layer calibration: layer 0 is scored on the dense model as before, layer 1 on
+    /// what the masked layer 0 produces, so its mask changes.
+    @Test func sequentialCalibrationMasksLaterLayersOnTheMaskedEarlierOnes() throws {
+        let dir = NSTemporaryDirectory() + "prune-mask-seq-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (modelPath, textPath) = try tinyFiles(dir)
+        func masked(sequential: Bool) throws -> (Transformer, MaskSummary) {
+            let json = """
+            {"version": 1, "model": "\(modelPath)",
+             "calibration": {"dataset": "\(textPath)", "samples": 4, "seqLen": 16, "seed": 1, "sequential": \(sequential)},
+             "grouping": {"type": "llama", "layers": [0, 1]},
+             "criterion": {"type": "wanda"}, "scheduler": {"type": "unstructured", "ratio": 0.5},
+             "evaluation": {"datasets": ["\(textPath)"], "seqLen": 16, "maxWindows": 2},
+             "output": {"dir": "\(dir)/out-\(sequential)", "formats": ["gguf"], "dtype": "f32"}}
+            """
+            let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "tiny.json")
+            run.log = { _ in }
+            _ = try run.run()
+            return (try Transformer(path: dir + "/out-\(sequential)/tiny.pruned.f32.gguf"), try #require(run.maskSummary))
+        }
+        let (onePass, s1) = try masked(sequential: false)
+        let (stepwise, s2) = try masked(sequential: true)
+        #expect(s1.sparsity == 0.5 && s2.sparsity == 0.5 && s2.matrices.map(\.tensor) == s1.matrices.map(\.tensor))
+        func zeros(_ m: Transformer, _ t: String) -> [Bool] { m.params.view(t).map { $0 == 0 } }
+        for t in s1.matrices.map(\.tensor) where t.hasPrefix("blk.0.") { #expect(zeros(stepwise, t) == zeros(onePass, t), "\(t)") }
+        let layer1 = s1.matrices.map(\.tensor).filter { $0.hasPrefix("blk.1.") }
+        #expect(layer1.contains { zeros(stepwise, $0) != zeros(onePass, $0) })
     }
 }

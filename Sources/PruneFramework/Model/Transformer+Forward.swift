@@ -103,6 +103,49 @@ extension Transformer {
         return out
     }
 
+    /// Runs `sequences` through the decoder one layer at a time, the way Wanda and SparseGPT
+    /// calibrate: layer l's inputs, computed by the layers before it as they are now, are shown to
+    /// `observer` while layer l is unchanged; then `update(l)` may change layer l's weights (calling
+    /// `params.markModified()`), and layer l runs again to produce the next layer's inputs. The
+    /// residual stream of every sequence is kept between layers (sequences·seqLen·hiddenSize floats).
+    public func layerByLayer(sequences: [[Int32]], observer: ForwardObserver,
+                             update: (Int) throws -> Void) throws {
+        guard let T = sequences.first?.count else { return }
+        let D = config.hiddenSize
+        let batch = max(1, 1024 / T)
+        let chunks = stride(from: 0, to: sequences.count, by: batch).map { $0..<min($0 + batch, sequences.count) }
+        let emb = params.pointer(TensorNames.tokenEmbedding)
+        var streams = try chunks.map { r -> [Float] in
+            let tokens = Array(sequences[r].joined())
+            try checkTokens(tokens, batch: r.count, seqLen: T, cache: nil)
+            var x = [Float](repeating: 0, count: tokens.count * D)
+            x.withUnsafeMutableBufferPointer { xb in
+                for (i, t) in tokens.enumerated() { (xb.baseAddress! + i * D).update(from: emb + Int(t) * D, count: D) }
+            }
+            return x
+        }
+        let table = ropeTables(upTo: T)
+        var h = [Float](repeating: 0, count: batch * T * D)
+        func run(_ l: Int, _ x: inout [Float], _ B: Int, _ observer: ForwardObserver?) {
+            x.withUnsafeMutableBufferPointer { xb in
+                h.withUnsafeMutableBufferPointer { hb in
+                    block(l, x: xb.baseAddress!, h: hb.baseAddress!, B: B, T: T, startPos: 0, cache: nil, rope: table, observer: observer)
+                }
+            }
+        }
+        for l in 0..<config.nLayers {
+            var outputs = streams
+            for (i, r) in chunks.enumerated() { run(l, &outputs[i], r.count, observer) }
+            let before = params.version
+            try update(l)
+            if params.version == before {
+                streams = outputs
+            } else {
+                for (i, r) in chunks.enumerated() { run(l, &streams[i], r.count, nil) }
+            }
+        }
+    }
+
     private func checkTokens(_ tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache?) throws {
         guard B > 0, T > 0, tokens.count == B * T else {
             throw PruneError(.shapeMismatch, "forward: \(tokens.count) tokens do not make \(B) sequences of \(T)")

@@ -8,6 +8,21 @@ public struct Recipe: @unchecked Sendable {
         public var samples = 10
         public var seqLen = 64
         public var seed = 42
+        /// Mask mode: score each layer on the activations of the already-masked layers before it
+        /// (Wanda's and SparseGPT's procedure) instead of all layers on one pass of the dense model.
+        public var sequential = false
+
+        enum CodingKeys: String, CodingKey { case dataset, samples, seqLen, seed, sequential }
+
+        /// `sequential` is written only when true, so recipes without it keep their cache keys.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(dataset, forKey: .dataset)
+            try c.encode(samples, forKey: .samples)
+            try c.encode(seqLen, forKey: .seqLen)
+            try c.encode(seed, forKey: .seed)
+            if sequential { try c.encode(true, forKey: .sequential) }
+        }
     }
 
     public struct Evaluation: Codable, Sendable, Equatable {
@@ -131,13 +146,14 @@ struct RecipeBox: Decodable {
     }
 
     static func calibration(_ d: Decoder) throws -> Recipe.Calibration {
-        try d.checkKeys(["dataset", "samples", "seqLen", "seed"], context: "calibration")
+        try d.checkKeys(["dataset", "samples", "seqLen", "seed", "sequential"], context: "calibration")
         let c = try d.container(keyedBy: AnyCodingKey.self)
         var v = Recipe.Calibration()
         v.dataset = try c.value(AnyCodingKey("dataset"), default: v.dataset)
         v.samples = try c.integer(AnyCodingKey("samples"), default: v.samples, in: 1...100_000)
         v.seqLen = try c.integer(AnyCodingKey("seqLen"), default: v.seqLen, in: 2...1_000_000)
         v.seed = try c.integer(AnyCodingKey("seed"), default: v.seed, in: 0...Int.max)
+        v.sequential = try c.value(AnyCodingKey("sequential"), default: v.sequential)
         return v
     }
 

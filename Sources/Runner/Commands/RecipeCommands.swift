@@ -97,7 +97,9 @@ enum RecipeCommands {
             "properties": [
                 "version": ["const": 1], "model": ["type": "string", "description": "GGUF model file"],
                 "calibration": obj(["dataset": ["type": "string", "default": "c4"], "samples": ["type": "integer", "minimum": 1, "default": 10],
-                                    "seqLen": ["type": "integer", "minimum": 2, "default": 64], "seed": ["type": "integer", "minimum": 0, "default": 42]]),
+                                    "seqLen": ["type": "integer", "minimum": 2, "default": 64], "seed": ["type": "integer", "minimum": 0, "default": 42],
+                                    "sequential": ["type": "boolean", "default": false,
+                                                   "description": "mask mode: each layer scored on the outputs of the already-masked layers before it (Wanda's procedure)"]]),
                 "grouping": stage(plugins.groupings), "criterion": stage(plugins.criteria), "scheduler": stage(plugins.schedulers),
                 "fineTuner": plugins.fineTuners.entries.isEmpty ? ["type": "null"] : stage(plugins.fineTuners),
                 "evaluation": obj(["datasets": ["type": "array", "items": ["type": "string"], "default": ["wikitext2"]],

@@ -102,7 +102,12 @@ extension PruneRun {
     /// Throws when a mask scheduler comes with a criterion that cannot score single weights.
     @discardableResult
     func maskMode() throws -> (masker: any MaskScheduler, criterion: any WeightCriterion)? {
-        guard let masker = recipe.scheduler as? any MaskScheduler else { return nil }
+        guard let masker = recipe.scheduler as? any MaskScheduler else {
+            if recipe.calibration.sequential {
+                throw PruneError(.unsupported, "recipe: calibration.sequential applies to mask mode (schedulers that zero single weights: unstructured, n:m), not to scheduler '\(type(of: recipe.scheduler).name)'; remove it or choose a mask scheduler")
+            }
+            return nil
+        }
         guard let criterion = recipe.criterion as? any WeightCriterion else {
             throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)")
         }
@@ -129,22 +134,47 @@ extension PruneRun {
         }
         let grads = try gradientsIfNeeded(criterion.inputs, model: model, sequences: sequences,
                                           microBatch: gradientMicroBatch, suffix: "")
-        var stats: ActivationStatistics?
-        if criterion.inputs.contains(.activationStatistics) {
-            stats = try timed("calibrate") { try Calibration.statistics(model: model, sequences: sequences) }
+        let seed = UInt64(recipe.calibration.seed)
+        func mask(_ t: String, _ ctx: ScoringContext) throws -> MaskSummary.Matrix {
+            guard let e = model.params.entry(t) else { throw PruneError(.unknownName, "mask: no tensor '\(t)'") }
+            let s = try criterion.weightScores(of: t, context: ctx)
+            guard s.count == e.count, s.allSatisfy(\.isFinite) else {
+                throw PruneError(.badFormat, "criterion '\(name)' returned \(s.count) weight scores for '\(t)' with \(e.count) weights, or a non-finite score")
+            }
+            try Masking.apply(try masker.mask(scores: s, rows: e.shape[0], cols: e.shape[1]), to: t, in: model)
+            return MaskSummary.Matrix(tensor: t, weights: e.count, zeros: Masking.zeroCount(of: t, in: model))
         }
-        let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads,
-                                 calibration: sequences)
-        let matrices = try timed("mask \(tensors.count) matrices (\(masker.pattern)) by '\(name)' scores") { () throws -> [MaskSummary.Matrix] in
-            defer { model.params.markModified() }
-            return try tensors.map { t in
-                guard let e = model.params.entry(t) else { throw PruneError(.unknownName, "mask: no tensor '\(t)'") }
-                let s = try criterion.weightScores(of: t, context: ctx)
-                guard s.count == e.count, s.allSatisfy(\.isFinite) else {
-                    throw PruneError(.badFormat, "criterion '\(name)' returned \(s.count) weight scores for '\(t)' with \(e.count) weights, or a non-finite score")
+        let title = "mask \(tensors.count) matrices (\(masker.pattern)) by '\(name)' scores"
+        let matrices: [MaskSummary.Matrix]
+        if recipe.calibration.sequential && criterion.inputs.contains(.activationStatistics) {
+            // Wanda's procedure: layer l is scored on what the already-masked layers before it produce.
+            let byLayer = Dictionary(grouping: tensors) { ActivationStatistics.inputSite(of: $0)?.0 ?? -1 }
+            let stats = ActivationStatistics()
+            var done: [String: MaskSummary.Matrix] = [:]
+            try timed(title + ", layer by layer on the masked model") {
+                let bar = ProgressBar(total: model.config.nLayers, label: "  layers", unit: "layer")
+                try model.layerByLayer(sequences: sequences, observer: stats) { l in
+                    defer { bar.update(l + 1) }
+                    guard let ts = byLayer[l] else { return }
+                    let ctx = ScoringContext(model: model, statistics: stats, seed: seed, gradients: grads, calibration: sequences)
+                    for t in ts { done[t] = try mask(t, ctx) }
+                    model.params.markModified()
                 }
-                try Masking.apply(try masker.mask(scores: s, rows: e.shape[0], cols: e.shape[1]), to: t, in: model)
-                return MaskSummary.Matrix(tensor: t, weights: e.count, zeros: Masking.zeroCount(of: t, in: model))
+                bar.finish()
+            }
+            if let rest = byLayer[-1], !rest.isEmpty {
+                throw PruneError(.unsupported, "calibration.sequential: tensors \(rest.joined(separator: ", ")) belong to no decoder layer")
+            }
+            matrices = tensors.map { done[$0]! }
+        } else {
+            var stats: ActivationStatistics?
+            if criterion.inputs.contains(.activationStatistics) {
+                stats = try timed("calibrate") { try Calibration.statistics(model: model, sequences: sequences) }
+            }
+            let ctx = ScoringContext(model: model, statistics: stats, seed: seed, gradients: grads, calibration: sequences)
+            matrices = try timed(title) { () throws -> [MaskSummary.Matrix] in
+                defer { model.params.markModified() }
+                return try tensors.map { try mask($0, ctx) }
             }
         }
         let summary = MaskSummary(pattern: masker.pattern, criterion: name, matrices: matrices, parameters: model.parameterCount)
