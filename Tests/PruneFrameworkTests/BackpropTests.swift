@@ -118,6 +118,38 @@ import Testing
         Self.check("attention dv", analytic: dv, numeric: Self.numericGradient(v0) { loss(q0, k0, $0) })
     }
 
+    /// The forward without saved probabilities works in tiles of query rows against only the keys
+    /// they see; over several tiles, with earlier positions cached (S > T), it must give the plain
+    /// causal attention, and what the probability-saving path gives.
+    @Test func tiledCausalAttentionMatchesThePlainDefinition() {
+        let T = 2 * attentionTileRows + 17, S = T + 9, group = 3, hd = 4, qStride = 4 * hd, kvStride = 2 * hd, firstHead = 1
+        let q = Self.random(T * qStride, seed: 21), k = Self.random(S * kvStride, seed: 22), v = Self.random(S * kvStride, seed: 23)
+        var tiled = [Double](repeating: 7, count: T * qStride), saved = tiled
+        var probs = [Double](repeating: 0, count: group * T * S)
+        attentionForward(out: &tiled, outStride: qStride, q: q, qStride: qStride, k: k, v: v, kvStride: kvStride,
+                         T: T, S: S, firstHead: firstHead, groupSize: group, headDim: hd)
+        attentionForward(out: &saved, outStride: qStride, q: q, qStride: qStride, k: k, v: v, kvStride: kvStride,
+                         probs: &probs, T: T, S: S, firstHead: firstHead, groupSize: group, headDim: hd)
+        var worst = 0.0
+        for t in 0..<T {
+            for c in 0..<qStride {
+                let head = c / hd
+                guard head >= firstHead && head < firstHead + group else {
+                    #expect(tiled[t * qStride + c] == 7 && saved[t * qStride + c] == 7)
+                    continue
+                }
+                let visible = S - T + t + 1
+                let scores = (0..<visible).map { s in
+                    (0..<hd).reduce(0.0) { $0 + q[t * qStride + head * hd + $1] * k[s * kvStride + $1] } / Double(hd).squareRoot()
+                }
+                let mx = scores.max()!, e = scores.map { exp($0 - mx) }, z = e.reduce(0, +)
+                let want = (0..<visible).reduce(0.0) { $0 + e[$1] / z * v[$1 * kvStride + c % hd] }
+                worst = max(worst, abs(tiled[t * qStride + c] - want), abs(saved[t * qStride + c] - want))
+            }
+        }
+        #expect(worst < 1e-12, "max |Δ| \(worst)")
+    }
+
     @Test func softmaxCrossEntropy() {
         let n = 9, target = 4
         let z0 = Self.random(n, seed: 13, scale: 4)

@@ -19,36 +19,55 @@ public func attentionForward<E: KernelScalar>(out: UnsafeMutablePointer<E>, outS
     let kh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
     let vh = UnsafeMutablePointer<E>.allocate(capacity: S * hd)
     let og = UnsafeMutablePointer<E>.allocate(capacity: m * hd)
-    let p = probs ?? UnsafeMutablePointer<E>.allocate(capacity: m * S)
-    defer {
-        qg.deallocate(); kh.deallocate(); vh.deallocate(); og.deallocate()
-        if probs == nil { p.deallocate() }
-    }
+    defer { qg.deallocate(); kh.deallocate(); vh.deallocate(); og.deallocate() }
     gatherHeads(qg, q, stride: qStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
     gatherRows(kh, k, stride: kvStride, rows: S, headDim: hd)
     gatherRows(vh, v, stride: kvStride, rows: S, headDim: hd)
-    E.xwt(p, qg, kh, m: m, n: S, k: hd, accumulate: false)
-    let scale = 1 / E(hd).squareRoot()
     let past = S - T
-    for r in 0..<m {
-        let row = p + r * S
-        let visible = past + (r % T) + 1
-        var mx = -E.infinity
-        for s in 0..<visible {
-            row[s] *= scale
-            if row[s] > mx { mx = row[s] }
+    if let probs {
+        // Backward needs every row's probabilities, laid out (groupSize·T) × S.
+        E.xwt(probs, qg, kh, m: m, n: S, k: hd, accumulate: false)
+        for r in 0..<m { causalSoftmax(probs + r * S, visible: past + (r % T) + 1, width: S, headDim: hd) }
+        E.dyw(og, probs, vh, m: m, n: S, k: hd, accumulate: false)
+    } else {
+        // Tiles of query rows against only the keys they can see: the masked half of Q·Kᵀ is never
+        // computed, and the scratch stays small (tile × S) however long the sequence.
+        let tile = attentionTileRows
+        let p = UnsafeMutablePointer<E>.allocate(capacity: min(tile, T) * S)
+        defer { p.deallocate() }
+        for j in 0..<groupSize {
+            for t0 in stride(from: 0, to: T, by: tile) {
+                let rows = min(tile, T - t0), width = past + t0 + rows
+                let r0 = j * T + t0
+                E.xwt(p, qg + r0 * hd, kh, m: rows, n: width, k: hd, accumulate: false)
+                for i in 0..<rows { causalSoftmax(p + i * width, visible: past + t0 + i + 1, width: width, headDim: hd) }
+                E.dyw(og + r0 * hd, p, vh, m: rows, n: width, k: hd, accumulate: false)
+            }
         }
-        var sum: E = 0
-        for s in 0..<visible {
-            row[s] = E.exponential(row[s] - mx)
-            sum += row[s]
-        }
-        let inv = 1 / sum
-        for s in 0..<visible { row[s] *= inv }
-        for s in visible..<S { row[s] = 0 }
     }
-    E.dyw(og, p, vh, m: m, n: S, k: hd, accumulate: false)
     scatterHeads(out, og, stride: outStride, T: T, firstHead: firstHead, groupSize: groupSize, headDim: hd)
+}
+
+/// Query rows per tile in the forward without saved probabilities.
+let attentionTileRows = 64
+
+/// Softmax of scale·row over its first `visible` entries; the rest up to `width` become 0.
+@inline(__always)
+private func causalSoftmax<E: KernelScalar>(_ row: UnsafeMutablePointer<E>, visible: Int, width: Int, headDim hd: Int) {
+    let scale = 1 / E(hd).squareRoot()
+    var mx = -E.infinity
+    for s in 0..<visible {
+        row[s] *= scale
+        if row[s] > mx { mx = row[s] }
+    }
+    var sum: E = 0
+    for s in 0..<visible {
+        row[s] = E.exponential(row[s] - mx)
+        sum += row[s]
+    }
+    let inv = 1 / sum
+    for s in 0..<visible { row[s] *= inv }
+    for s in visible..<width { row[s] = 0 }
 }
 
 /// Backward of `attentionForward` for one sequence and one KV group. With P the probabilities,
