@@ -49,36 +49,21 @@ import Testing
     @Test func aCriterionWithoutWeightScoresIsRejectedBeforeLoading() throws {
         let plugins = PluginSet.builtins()
         plugins.criteria.register(UnitsOnly.self) { $0 }
-        let r = try Recipe.decode(Data(Self.recipe.replacingOccurrences(of: "wanda", with: "units-only").utf8), plugins: plugins)
-        do {
-            try PruneRun(recipe: r, recipePath: "r.json").preflight()
-            Issue.record("preflight passed")
-        } catch let e as PruneError {
-            #expect(e.message.contains("criterion.type = 'units-only' scores structures only, but scheduler 'n:m' zeroes single weights"), "\(e.message)")
-        }
+        let m = preflightError(Self.recipe.replacingOccurrences(of: "wanda", with: "units-only"), plugins: plugins)
+        #expect(m?.contains("criterion.type = 'units-only' scores structures only, but scheduler 'n:m' zeroes single weights") == true, "got: \(m ?? "no error")")
     }
 
     @Test func fineTuningAfterMaskingIsRefusedBeforeLoading() throws {
         let json = Self.recipe.replacingOccurrences(of: "\"scheduler\":", with: "\"fineTuner\": {\"type\": \"lora\"}, \"scheduler\":")
-        let r = try Recipe.decode(Data(json.utf8), plugins: .builtins())
-        do {
-            try PruneRun(recipe: r, recipePath: "r.json").preflight()
-            Issue.record("preflight passed")
-        } catch let e as PruneError {
-            #expect(e.message.contains("fineTuner.type = 'lora' after scheduler 'n:m' would refill the zeroed weights"), "\(e.message)")
-        }
+        let m = preflightError(json)
+        #expect(m?.contains("fineTuner.type = 'lora' after scheduler 'n:m' would refill the zeroed weights") == true, "got: \(m ?? "no error")")
     }
 
     @Test func sequentialCalibrationIsRefusedOutsideMaskMode() throws {
         let json = Self.recipe.replacingOccurrences(of: #"{"type": "n:m", "n": 2, "m": 4}"#, with: #"{"type": "uniform", "ratio": 0.2}"#)
             .replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": true}, \"grouping\"")
-        let r = try Recipe.decode(Data(json.utf8), plugins: .builtins())
-        do {
-            try PruneRun(recipe: r, recipePath: "r.json").preflight()
-            Issue.record("preflight passed")
-        } catch let e as PruneError {
-            #expect(e.message.contains("calibration.sequential applies to mask mode"), "\(e.message)")
-        }
+        let m = preflightError(json)
+        #expect(m?.contains("calibration.sequential applies to mask mode") == true, "got: \(m ?? "no error")")
         let bad = recipeError(Self.recipe.replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": 1}, \"grouping\""))
         #expect(bad?.contains("calibration.sequential must be") == true, "got: \(bad ?? "no error")")
     }

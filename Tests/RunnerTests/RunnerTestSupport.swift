@@ -1,10 +1,26 @@
 import Foundation
 @testable import PruneFramework
+@testable import Runner
 
 /// The message of the error decoding `json` as a recipe raises; nil when it decodes.
 func recipeError(_ json: String, plugins: PluginSet = .builtins()) -> String? {
     do {
         _ = try Recipe.decode(Data(json.utf8), plugins: plugins)
+        return nil
+    } catch let e as PruneError {
+        return e.message
+    } catch {
+        return "unexpected \(error)"
+    }
+}
+
+/// The message of the error a recipe's preflight check gives; nil when it passes. A recipe that
+/// does not decode gives "unexpected ...".
+func preflightError(_ json: String, plugins: PluginSet = .builtins()) -> String? {
+    let recipe: Recipe
+    do { recipe = try Recipe.decode(Data(json.utf8), plugins: plugins) } catch { return "unexpected \(error)" }
+    do {
+        try PruneRun(recipe: recipe, recipePath: "r.json").preflight()
         return nil
     } catch let e as PruneError {
         return e.message
