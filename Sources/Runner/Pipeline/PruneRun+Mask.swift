@@ -149,6 +149,9 @@ extension PruneRun {
         if recipe.calibration.sequential && criterion.inputs.contains(.activationStatistics) {
             // Wanda's procedure: layer l is scored on what the already-masked layers before it produce.
             let byLayer = Dictionary(grouping: tensors) { ActivationStatistics.inputSite(of: $0)?.0 ?? -1 }
+            if let rest = byLayer[-1] {
+                throw PruneError(.unsupported, "calibration.sequential: tensors \(rest.joined(separator: ", ")) belong to no decoder layer")
+            }
             let stats = ActivationStatistics()
             var done: [String: MaskSummary.Matrix] = [:]
             try timed(title + ", layer by layer on the masked model") {
@@ -162,11 +165,11 @@ extension PruneRun {
                 }
                 bar.finish()
             }
-            if let rest = byLayer[-1], !rest.isEmpty {
-                throw PruneError(.unsupported, "calibration.sequential: tensors \(rest.joined(separator: ", ")) belong to no decoder layer")
-            }
             matrices = tensors.map { done[$0]! }
         } else {
+            if recipe.calibration.sequential {
+                log("  calibration.sequential: '\(name)' reads no activations, so every layer is scored at once")
+            }
             var stats: ActivationStatistics?
             if criterion.inputs.contains(.activationStatistics) {
                 stats = try timed("calibrate") { try Calibration.statistics(model: model, sequences: sequences) }
