@@ -31,8 +31,7 @@ import Testing
     }
 
     @Test func aSweepWritesItsTableAndReusesItsCache() throws {
-        let dir = NSTemporaryDirectory() + "prune-sweep-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("prune-sweep")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (model, text) = try tinyFiles(dir)
 
@@ -84,8 +83,7 @@ import Testing
 
     @Test(.enabled(if: FileManager.default.fileExists(atPath: Datasets.dataDirectory() + "/zeroshot/piqa_valid.jsonl"), "zero-shot data is absent"))
     func zeroShotTasksReachTheRowsAndTheTable() throws {
-        let dir = NSTemporaryDirectory() + "prune-sweep-zs-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("prune-sweep-zs")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Byte-level tokens: PIQA's longest choices need more than 64 positions.
         let (model, text) = try tinyFiles(dir, contextLength: 1024)
@@ -101,8 +99,7 @@ import Testing
     }
 
     @Test func missingTaskDataIsCaughtBeforeLoading() throws {
-        let dir = NSTemporaryDirectory() + "prune-nodata-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("prune-nodata")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (model, text) = try tinyFiles(dir)
         let json = sweepRecipe(dir: dir, model: model, text: text).replacingOccurrences(of: #""maxWindows": 3"#, with: #""maxWindows": 3, "tasks": ["piqa"]"#)

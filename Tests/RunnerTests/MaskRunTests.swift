@@ -89,8 +89,7 @@ import Testing
     @Test(arguments: [("wanda", #"{"type": "n:m", "n": 2, "m": 4}"#), ("magnitude", #"{"type": "unstructured", "ratio": 0.5}"#),
                       ("random", #"{"type": "unstructured", "ratio": 0.5, "scope": "matrix"}"#)])
     func aTinyModelIsMaskedEndToEnd(criterion: String, scheduler: String) throws {
-        let dir = NSTemporaryDirectory() + "prune-mask-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("prune-mask")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (modelPath, textPath) = try tinyFiles(dir)
         let json = """
@@ -136,8 +135,7 @@ import Testing
     /// Wanda's layer-by-layer calibration: layer 0 is scored on the dense model as before, layer 1 on
     /// what the masked layer 0 produces, so its mask changes.
     @Test func sequentialCalibrationMasksLaterLayersOnTheMaskedEarlierOnes() throws {
-        let dir = NSTemporaryDirectory() + "prune-mask-seq-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("prune-mask-seq")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (modelPath, textPath) = try tinyFiles(dir)
         func masked(sequential: Bool) throws -> (Transformer, MaskSummary) {

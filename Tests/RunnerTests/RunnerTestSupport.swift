@@ -29,6 +29,13 @@ func preflightError(_ json: String, plugins: PluginSet = .builtins()) -> String?
     }
 }
 
+/// A new empty directory under the temporary directory, named `prefix-UUID`; the caller removes it.
+func temporaryDirectory(_ prefix: String) throws -> String {
+    let dir = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
 /// A tiny random LLaMA with a byte-level tokenizer, written as GGUF (f32), and a text file.
 func tinyFiles(_ dir: String, contextLength: Int = 64) throws -> (model: String, text: String) {
     let c = ModelConfig(vocabSize: 257, hiddenSize: 16, nLayers: 2, headDim: 4, nHead: [4, 4], nKVHead: [2, 2],
