@@ -27,11 +27,15 @@ let package = Package(
                 dependencies: ["prune"]),
         // Examples/CustomCriterion: a criterion added from outside the framework, used from a recipe.
         .executableTarget(name: "CustomCriterion", dependencies: ["PruneFramework", "Runner"], path: "Examples/CustomCriterion"),
-        .testTarget(name: "PruneFrameworkTests", dependencies: ["PruneFramework"]),
+        // Paths and file requirements shared by the test targets (a missing model skips a test, or fails it in CI).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // scripts/SVGSamples: writes the chart gallery (SVGChart.Samples) for looking at: `swift run svg-samples DIR`.
+        .executableTarget(name: "svg-samples", dependencies: ["PruneFramework"], path: "scripts/SVGSamples"),
+        .testTarget(name: "PruneFrameworkTests", dependencies: ["PruneFramework", "TestSupport"]),
         .testTarget(name: "CriteriaTests", dependencies: ["Criteria", "PruneFramework"]),
-        .testTarget(name: "StrategiesTests", dependencies: ["Strategies", "PruneFramework"]),
+        .testTarget(name: "StrategiesTests", dependencies: ["Strategies", "PruneFramework", "TestSupport"]),
         .testTarget(name: "CustomCriterionTests", dependencies: ["CustomCriterion", "PruneFramework", "Runner"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PruneFramework", "Criteria", "Strategies"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "PruneFramework", "Criteria", "Strategies", "TestSupport"]),
     ],
     // Swift 5 mode: kernels share raw buffer pointers across DispatchQueue.concurrentPerform
     // iterations, which Swift 6's Sendable checking rejects.

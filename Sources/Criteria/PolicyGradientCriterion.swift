@@ -123,7 +123,7 @@ public struct PolicyGradientCriterion: Criterion {
         var range = 0..<c.nLayers
         if let l = layers {
             guard l[1] < c.nLayers else {
-                throw PruneError(.outOfRange, "criterion 'policy-gradient': layers [\(l[0]), \(l[1])] exceed the model's \(c.nLayers) layers (0...\(c.nLayers - 1))")
+                throw PruneError(.outOfRange, "criterion 'policy-gradient': layers = '[\(l[0]), \(l[1])]' exceed the model's \(c.nLayers) layers (0...\(c.nLayers - 1)); set the last layer to at most \(c.nLayers - 1)")
             }
             range = l[0]..<(l[1] + 1)
         }
@@ -137,7 +137,7 @@ public struct PolicyGradientCriterion: Criterion {
         }
         let keep = costs.reduce(0, +) - ratio * Double(model.parameterCount)
         guard keep > 0 else {
-            throw PruneError(.outOfRange, "criterion 'policy-gradient': ratio \(ratio) removes \(Int(ratio * Double(model.parameterCount))) parameters, more than the \(Int(costs.reduce(0, +))) of the learned units in layers \(range.lowerBound)...\(range.upperBound - 1); lower the ratio or learn more layers")
+            throw PruneError(.outOfRange, "criterion 'policy-gradient': ratio = '\(ratio)' removes \(Int(ratio * Double(model.parameterCount))) parameters, more than the \(Int(costs.reduce(0, +))) of the learned units in layers \(range.lowerBound)...\(range.upperBound - 1); lower the ratio or learn more layers")
         }
         let masker = UnitMaskObserver(kv: range.map { segments["\(StructureKind.kvGroup.rawValue)@\($0)"]! },
                                       mlp: range.map { segments["\(StructureKind.mlpChannel.rawValue)@\($0)"]! }, firstLayer: range.lowerBound)

@@ -48,7 +48,7 @@ public struct TaylorCriterion: WeightCriterion {
         reduction = try c.choice(.reduction, default: "sum", allowed: ["sum", "mean", "max", "prod"])
         microBatch = try c.decodeIfPresent(Int.self, forKey: .microBatch) ?? 4
         guard (1...1024).contains(microBatch) else {
-            throw PruneError(.outOfRange, "criterion.microBatch = \(microBatch) is outside 1...1024")
+            throw PruneError(.outOfRange, "criterion.microBatch = '\(microBatch)' is outside 1...1024; choose a micro-batch of 1 to 1024 sequences")
         }
     }
 
@@ -118,7 +118,7 @@ public struct TaylorCriterion: WeightCriterion {
             throw PruneError(.invalidArgument, "criterion 'taylor' needs calibration gradients; the runner computed none")
         }
         if needsFisher && r.fisher == nil {
-            throw PruneError(.invalidArgument, "criterion 'taylor' (\(estimator)) needs the Fisher diagonal; the runner computed none")
+            throw PruneError(.invalidArgument, "criterion 'taylor' with estimator '\(estimator)' needs the Fisher diagonal; the runner computed none")
         }
         return (r.gradients, r.fisher)
     }

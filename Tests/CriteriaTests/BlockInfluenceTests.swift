@@ -48,11 +48,14 @@ import Testing
     @Test func errorsSayWhatIsMissing() throws {
         let m = try tinyModel()
         let noData = ScoringContext(model: m, statistics: nil, seed: 0)
-        #expect(throws: PruneError.self) { try BlockInfluenceCriterion().scores(for: blocks(0..<3), context: noData) }
+        let none = try #require(throws: PruneError.self) { try BlockInfluenceCriterion().scores(for: blocks(0..<3), context: noData) }
+        #expect(none.message.contains("needs the run's calibration sequences"), "\(none.message)")
         let mlp = PruneGroup(kind: .mlpChannel, layer: 0, units: [])
-        #expect(throws: PruneError.self) {
+        let kind = try #require(throws: PruneError.self) {
             try BlockInfluenceCriterion().scores(for: mlp, context: ScoringContext(model: m, statistics: nil, seed: 0, calibration: sequences()))
         }
-        #expect(throws: PruneError.self) { try JSONDecoder().decode(BlockInfluenceCriterion.self, from: Data(#"{"tokens": 3}"#.utf8)) }
+        #expect(kind.code == .unsupported && kind.message.contains("group 'mlp-channels@0' is 'mlp-channels'"), "\(kind.message)")
+        let key = try #require(throws: PruneError.self) { try JSONDecoder().decode(BlockInfluenceCriterion.self, from: Data(#"{"tokens": 3}"#.utf8)) }
+        #expect(key.message.contains("unknown key 'tokens'") && key.message.contains("takes no keys"), "\(key.message)")
     }
 }

@@ -57,7 +57,10 @@ import Testing
 
     @Test func wandaWithoutStatisticsSaysWhy() throws {
         let m = try handModel()
-        #expect(throws: PruneError.self) { try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0)) }
+        let e = try #require(throws: PruneError.self) {
+            try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))
+        }
+        #expect(e.message.contains("criterion 'wanda' needs calibration activation statistics"), "\(e.message)")
     }
 
     @Test func randomIsReproducibleFromItsSeed() throws {

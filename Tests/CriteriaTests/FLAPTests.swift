@@ -61,9 +61,16 @@ import Testing
 
     @Test func errorsSayWhatIsMissing() throws {
         let m = try handModel()
-        #expect(throws: PruneError.self) { try FLAPCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0)) }
+        let none = try #require(throws: PruneError.self) {
+            try FLAPCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))
+        }
+        #expect(none.message.contains("criterion 'flap' needs calibration activation statistics"), "\(none.message)")
         let blocks = PruneGroup(kind: .block, layer: nil, units: [])
-        #expect(throws: PruneError.self) { try FLAPCriterion().scores(for: blocks, context: ScoringContext(model: m, statistics: statistics(), seed: 0)) }
-        #expect(throws: PruneError.self) { try JSONDecoder().decode(FLAPCriterion.self, from: Data(#"{"metric": "wifn"}"#.utf8)) }
+        let kind = try #require(throws: PruneError.self) {
+            try FLAPCriterion().scores(for: blocks, context: ScoringContext(model: m, statistics: statistics(), seed: 0))
+        }
+        #expect(kind.code == .unsupported && kind.message.contains("group 'blocks' is"), "\(kind.message)")
+        let metric = try #require(throws: PruneError.self) { try JSONDecoder().decode(FLAPCriterion.self, from: Data(#"{"metric": "wifn"}"#.utf8)) }
+        #expect(metric.message.contains("metric = 'wifn'") && metric.message.contains("wifv, ifv"), "\(metric.message)")
     }
 }

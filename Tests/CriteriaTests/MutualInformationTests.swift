@@ -125,7 +125,10 @@ import Testing
             #expect(e.message.contains("needs sampled activations of layer 0") && e.message.contains("mlp-channels@0"))
         }
         let blocks = PruneGroup(kind: .block, layer: nil, units: [])
-        #expect(throws: PruneError.self) { try MutualInformationCriterion().scores(for: blocks, context: ScoringContext(model: m, statistics: nil, seed: 0)) }
+        let e = try #require(throws: PruneError.self) {
+            try MutualInformationCriterion().scores(for: blocks, context: ScoringContext(model: m, statistics: nil, seed: 0))
+        }
+        #expect(e.code == .unsupported && e.message.contains("group 'blocks' is 'blocks'"), "\(e.message)")
     }
 
     @Test func recipeKeysDecodeWithDefaultsAndRangeChecks() throws {
@@ -136,8 +139,11 @@ import Testing
         #expect(d.mode == "ratio" && d.alpha == 2 && d.tokens == 256 && d.pairs == 20000 && d.pairing == "random" && d.bandwidthScale == 1)
         let t = try decode(#"{"mode": "threshold", "threshold": 0.8, "alpha": 1, "tokens": 64}"#)
         #expect(t.mode == "threshold" && t.threshold == 0.8 && t.alpha == 1 && t.sampleRows == 64)
-        for bad in [#"{"alpah": 2}"#, #"{"alpha": 0}"#, #"{"tokens": 4}"#, #"{"mode": "both"}"#, #"{"bandwidthScale": 0}"#, #"{"threshold": -1}"#] {
-            #expect(throws: PruneError.self, "\(bad)") { try decode(bad) }
+        let bad = [(#"{"alpah": 2}"#, "unknown key 'alpah'"), (#"{"alpha": 0}"#, "alpha = '0'"), (#"{"tokens": 4}"#, "tokens = '4'"),
+                   (#"{"mode": "both"}"#, "mode = 'both'"), (#"{"bandwidthScale": 0}"#, "bandwidthScale = '0'"), (#"{"threshold": -1}"#, "threshold = '-1.0'")]
+        for (json, fragment) in bad {
+            let e = try #require(throws: PruneError.self, "\(json)") { try decode(json) }
+            #expect(e.message.contains(fragment), "\(json): \(e.message)")
         }
         #expect(Calibration.sampleRows(for: t) == 64)
         #expect(Calibration.sampleRows(for: WandaCriterion()) == 0)

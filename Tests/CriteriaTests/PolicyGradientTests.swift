@@ -110,21 +110,26 @@ import Testing
     @Test func errorsSayWhatIsMissing() throws {
         let m = try tinyModel()
         let crit = PolicyGradientCriterion(initialization: "uniform")
-        #expect(throws: PruneError.self) {
+        let none = try #require(throws: PruneError.self) {
             try crit.scores(for: PolicyGradientCriterion.kvGroup(m.config, 0), context: ScoringContext(model: m, statistics: nil, seed: 0))
         }
+        #expect(none.message.contains("needs the run's calibration sequences"), "\(none.message)")
         let blocks = PruneGroup(kind: .block, layer: nil, units: [])
-        #expect(throws: PruneError.self) { try crit.scores(for: blocks, context: ScoringContext(model: m, statistics: nil, seed: 0)) }
+        let kind = try #require(throws: PruneError.self) { try crit.scores(for: blocks, context: ScoringContext(model: m, statistics: nil, seed: 0)) }
+        #expect(kind.code == .unsupported && kind.message.contains("group 'blocks' is 'blocks'"), "\(kind.message)")
         // A 90% ratio removes more than two tiny layers hold.
         let ctx = ScoringContext(model: m, statistics: nil, seed: 0, calibration: sequences(2, length: 8))
-        #expect(throws: PruneError.self) {
+        let ratio = try #require(throws: PruneError.self) {
             try PolicyGradientCriterion(ratio: 0.9, initialization: "uniform").scores(for: PolicyGradientCriterion.kvGroup(m.config, 0), context: ctx)
         }
+        #expect(ratio.code == .outOfRange && ratio.message.contains("ratio = '0.9'"), "\(ratio.message)")
     }
 
-    @Test(arguments: [#"{"masks": 1}"#, #"{"lr": 0}"#, #"{"steps": 0}"#, #"{"layers": [4, 2]}"#, #"{"ratio": 1}"#, #"{"K": 4}"#])
-    func badKeysAreRejected(json: String) {
-        #expect(throws: PruneError.self) { try JSONDecoder().decode(PolicyGradientCriterion.self, from: Data(json.utf8)) }
+    @Test(arguments: [(#"{"masks": 1}"#, "masks = '1'"), (#"{"lr": 0}"#, "lr = '0'"), (#"{"steps": 0}"#, "steps = '0'"),
+                      (#"{"layers": [4, 2]}"#, "layers = '[4, 2]'"), (#"{"ratio": 1}"#, "ratio = '1.0'"), (#"{"K": 4}"#, "unknown key 'K'")])
+    func badKeysAreRejected(json: String, fragment: String) throws {
+        let e = try #require(throws: PruneError.self) { try JSONDecoder().decode(PolicyGradientCriterion.self, from: Data(json.utf8)) }
+        #expect(e.message.contains(fragment), "\(e.message)")
     }
 
     @Test func keysDecodeWithDefaults() throws {

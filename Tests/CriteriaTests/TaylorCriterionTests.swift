@@ -87,14 +87,16 @@ import Testing
         #expect(TaylorCriterion(estimator: "vector").inputs == [.weights, .gradients])
         #expect(TaylorCriterion(estimator: "element2").inputs.contains(.fisher))
         let m = try Self.model()
-        #expect(throws: PruneError.self) {
+        let noGradients = try #require(throws: PruneError.self) {
             try TaylorCriterion().scores(for: Self.downColumns(m), context: ScoringContext(model: m, statistics: nil, seed: 0))
         }
+        #expect(noGradients.message.contains("criterion 'taylor' needs calibration gradients"), "\(noGradients.message)")
         let g = try m.gradients(sequences: Self.sequences())
-        #expect(throws: PruneError.self) {
+        let noFisher = try #require(throws: PruneError.self) {
             try TaylorCriterion(estimator: "element2").scores(for: Self.downColumns(m),
                                                               context: ScoringContext(model: m, statistics: nil, seed: 0, gradients: g))
         }
+        #expect(noFisher.message.contains("estimator 'element2' needs the Fisher diagonal"), "\(noFisher.message)")
         do {
             _ = try JSONDecoder().decode(TaylorCriterion.self, from: Data(#"{"estimator": "vectorize"}"#.utf8))
             Issue.record("unknown estimator accepted")

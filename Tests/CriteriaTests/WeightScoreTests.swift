@@ -38,9 +38,10 @@ import Testing
 
     @Test func wandaNeedsStatisticsForTheMatrixInput() throws {
         let m = try handModel()
-        #expect(throws: PruneError.self) {
+        let e = try #require(throws: PruneError.self) {
             try WandaCriterion().weightScores(of: TensorNames.ffnGate(0), context: ScoringContext(model: m, statistics: nil, seed: 0))
         }
+        #expect(e.message.contains("criterion 'wanda' needs calibration activation statistics"), "\(e.message)")
         do {
             _ = try WandaCriterion().weightScores(of: TensorNames.tokenEmbedding, context: ScoringContext(model: m, statistics: handStatistics(), seed: 0))
             Issue.record("the embedding has no calibration input and should not be scored")

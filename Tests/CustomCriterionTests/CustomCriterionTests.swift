@@ -13,7 +13,8 @@ import Testing
 
     @Test func theExampleRecipeNamesTheRegisteredCriterion() throws {
         let plugins = PluginSet.builtins()
-        #expect(throws: PruneError.self) { try Recipe.load(path: Self.root + "/Examples/recipes/custom-criterion.json", plugins: plugins) }
+        let e = try #require(throws: PruneError.self) { try Recipe.load(path: Self.root + "/Examples/recipes/custom-criterion.json", plugins: plugins) }
+        #expect(e.code == .unknownName && e.message.contains("criterion.type = 'weighted-variance'"), "\(e.message)")
         registerExamplePlugins(plugins)
         let r = try Recipe.load(path: Self.root + "/Examples/recipes/custom-criterion.json", plugins: plugins)
         #expect(type(of: r.criterion).name == "weighted-variance")

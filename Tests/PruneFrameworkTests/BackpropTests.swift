@@ -328,8 +328,11 @@ import Testing
     @Test func rejectsBadShapes() throws {
         let model = try Transformer(randomWith: tinyConfig(), seed: 1)
         let pass = model.backprop(gradients: nil)
-        #expect(throws: PruneError.self) { try pass.run(tokens: [1, 2, 3], batch: 2, seqLen: 2, scale: 1) }
-        #expect(throws: PruneError.self) { try pass.run(tokens: [1], batch: 1, seqLen: 1, scale: 1) }
-        #expect(throws: PruneError.self) { try pass.run(tokens: [1, 99], batch: 1, seqLen: 2, scale: 1) }
+        let count = try #require(throws: PruneError.self) { try pass.run(tokens: [1, 2, 3], batch: 2, seqLen: 2, scale: 1) }
+        #expect(count.code == .shapeMismatch && count.message.contains("3 tokens do not make 2 sequences of 2"), "\(count.message)")
+        let short = try #require(throws: PruneError.self) { try pass.run(tokens: [1], batch: 1, seqLen: 1, scale: 1) }
+        #expect(short.code == .shapeMismatch && short.message.contains("(T ≥ 2)"), "\(short.message)")
+        let id = try #require(throws: PruneError.self) { try pass.run(tokens: [1, 99], batch: 1, seqLen: 2, scale: 1) }
+        #expect(id.code == .outOfRange && id.message.contains("token id '99' at index 1"), "\(id.message)")
     }
 }

@@ -286,10 +286,11 @@ import Testing
         #expect(zeros == [UInt8](repeating: 0, count: 34))
     }
 
-    @Test(arguments: [Float.nan, .infinity, 1e10])
-    func q8_0RejectsValuesItCannotStore(bad: Float) {
+    @Test(arguments: [(Float.nan, "value 'nan' at index 40"), (.infinity, "value 'inf' at index 40"), (1e10, "'1e+10' at indices 32..<64")])
+    func q8_0RejectsValuesItCannotStore(bad: Float, fragment: String) throws {
         var x = [Float](repeating: 1, count: 64)
         x[40] = bad
-        #expect(throws: PruneError.self) { try x.withUnsafeBufferPointer { try quantize(.q8_0, $0) } }
+        let e = try #require(throws: PruneError.self) { try x.withUnsafeBufferPointer { try quantize(.q8_0, $0) } }
+        #expect(e.message.contains(fragment), "\(e.message)")
     }
 }

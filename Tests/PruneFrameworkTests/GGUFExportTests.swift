@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 
 @Suite struct GGUFExportTests {
@@ -204,7 +205,7 @@ import Testing
     /// 0.038, mean 0.006: exactly what rounding the weights to F16 in memory gives, so the test
     /// checks that exported weights are the F16 rounding of the original (norms exact), then
     /// bounds the logit change (max 0.05, mean 0.01) and requires the same top-1 at every position.
-    @Test(.enabled(if: TestPaths.modelPresent, TestPaths.modelMissingReason))
+    @Test(.requires(.smolLM2))
     func realModelF16RoundTripKeepsLogitsAndTokenizer() throws {
         let model = try #require(SharedModel.model)
         let source = try GGUFFile(path: TestPaths.model)

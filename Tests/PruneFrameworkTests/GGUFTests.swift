@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 
 /// Raw GGUF bytes, for building malformed files by hand.
@@ -117,7 +118,8 @@ struct RawGGUF {
         try buf.withUnsafeMutableBufferPointer { try f.dequantize(t, into: $0) }
         #expect(buf == [1, 2, 3, 4, 5, 6])
         var small = [Float](repeating: 0, count: 5)
-        #expect(throws: PruneError.self) { try small.withUnsafeMutableBufferPointer { try f.dequantize(t, into: $0) } }
+        let e = try #require(throws: PruneError.self) { try small.withUnsafeMutableBufferPointer { try f.dequantize(t, into: $0) } }
+        #expect(e.code == .shapeMismatch && e.message.contains("tensor 't' has 6 values but the destination holds 5"), "\(e.message)")
     }
 
     @Test func version2IsRead() throws {
@@ -315,7 +317,8 @@ struct RawGGUF {
             for cut in 0..<full.count {
                 try Data(full.prefix(cut)).write(to: URL(fileURLWithPath: p))
                 if cut < end {
-                    #expect(throws: PruneError.self, "cut at \(cut)") { try GGUFFile(path: p) }
+                    let e = try #require(throws: PruneError.self, "cut at \(cut)") { try GGUFFile(path: p) }
+                    #expect(e.message.contains("GGUF file '\(p)'"), "cut at \(cut): \(e.message)")
                 } else {
                     #expect(try GGUFFile(path: p).dequantize(last) == Self.bf16Data, "cut at \(cut)")
                 }
@@ -368,14 +371,14 @@ struct RawGGUF {
         #expect(try GGMLType.f16.byteCount(elements: 3) == 6)
         #expect(try GGMLType.q8_0.byteCount(elements: 64) == 68)
         #expect(try GGMLType.q4_1.byteCount(elements: 32) == 20)
-        #expect(throws: PruneError.self) { try GGMLType.q8_0.byteCount(elements: 33) }
+        let e = try #require(throws: PruneError.self) { try GGMLType.q8_0.byteCount(elements: 33) }
+        #expect(e.message.contains("Q8_0 tensor of '33' elements") && e.message.contains("32-element blocks"), "\(e.message)")
         #expect(GGMLType(rawValue: 39) == .mxfp4 && GGMLType(rawValue: 4) == nil)
     }
 
     static let layerTensors = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: TestPaths.model),
-                   "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent: run scripts/setup.sh"))
+    @Test(.requires(.smolLM2))
     func realModelOpensAndDequantises() throws {
         let f = try GGUFFile(path: TestPaths.model)
         #expect(f.version == 3 && f.alignment == 32)

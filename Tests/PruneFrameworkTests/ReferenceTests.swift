@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 
-/// SmolLM2-135M against llama.cpp's outputs in shared/reference (forward pass on reference token ids).
-@Suite(.enabled(if: TestPaths.modelPresent, TestPaths.modelMissingReason), .serialized)
+/// SmolLM2-135M against llama.cpp's outputs in Fixtures/llamacpp (forward pass on reference token ids).
+@Suite(.requires(.smolLM2), .serialized)
 struct ReferenceTests {
-    static let refDir = TestPaths.shared + "/reference"
+    static let refDir = Repository.llamaCppFixtures
 
     func windows() throws -> [Int32] {
         let ids = try TestPaths.readInt32s(Self.refDir + "/smollm2_wikitext2_test_tokens.i32")
@@ -83,7 +84,7 @@ struct ReferenceTests {
 /// 512 positions, mean NLL of the four windows within 0.5%). Measured: 3.3e-5, 512/512, mean NLL
 /// 3.43554 for 3.43568 with every per-token NLL within 4e-4 (the f32 forward: 1.05, 498/512, 3.43265).
 /// The remaining differences come from the output head's summation order and our f32 log-sum-exp.
-@Suite(.enabled(if: TestPaths.modelPresent, TestPaths.modelMissingReason), .serialized)
+@Suite(.requires(.smolLM2), .serialized)
 struct LlamaCppNumericsReferenceTests {
     /// Final-norm hidden states of the four reference windows, computed once for the suite.
     static let run: Result<(model: Transformer, numerics: LlamaCppNumerics, tokens: [Int32], hidden: [Float]), Error> = Result {

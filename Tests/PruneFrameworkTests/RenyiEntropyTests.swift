@@ -94,9 +94,11 @@ func matrix(spectrum lambdas: [Double], seed: UInt64) -> (a: [Double], q: [Doubl
         #expect(try SymmetricEigen.eigenvalues([], n: 0).isEmpty)
     }
 
-    @Test func badMatricesSayWhy() {
-        #expect(throws: PruneError.self) { try SymmetricEigen.eigenvalues([1, 2, 3], n: 2) }
-        #expect(throws: PruneError.self) { try SymmetricEigen.jacobi([1, .nan, .nan, 1], n: 2) }
+    @Test func badMatricesSayWhy() throws {
+        let shape = try #require(throws: PruneError.self) { try SymmetricEigen.eigenvalues([1, 2, 3], n: 2) }
+        #expect(shape.message.contains("3 entries is not 2×2"), "\(shape.message)")
+        let nan = try #require(throws: PruneError.self) { try SymmetricEigen.jacobi([1, .nan, .nan, 1], n: 2) }
+        #expect(nan.code == .invalidArgument && nan.message.contains("NaN or infinite entry"), "\(nan.message)")
         do {
             _ = try SymmetricEigen.eigenvalues([1, 2, 3], n: 2)
         } catch let e as PruneError {
@@ -193,11 +195,11 @@ func matrix(spectrum lambdas: [Double], seed: UInt64) -> (a: [Double], q: [Doubl
         }
     }
 
-    @Test func badOrdersAndShapesSayWhy() {
-        #expect(throws: PruneError.self) { try RenyiEntropy.entropy([1], n: 1, alpha: 0) }
-        #expect(throws: PruneError.self) { try RenyiEntropy.entropy([1], n: 1, alpha: .infinity) }
-        #expect(throws: PruneError.self) { try RenyiEntropy.entropy([1, 0, 0], n: 2, alpha: 2) }
-        #expect(throws: PruneError.self) { try RenyiEntropy.entropy([0, 0, 0, 0], n: 2, alpha: 2) }
+    @Test(arguments: [([1.0], 1, 0.0, "alpha = '0.0'"), ([1], 1, .infinity, "alpha = 'inf'"),
+                      ([1, 0, 0], 2, 2, "3 entries is not 2×2"), ([0, 0, 0, 0], 2, 2, "trace '0.0'")])
+    func badOrdersAndShapesSayWhy(gram: [Double], n: Int, alpha: Double, fragment: String) throws {
+        let e = try #require(throws: PruneError.self) { try RenyiEntropy.entropy(gram, n: n, alpha: alpha) }
+        #expect(e.message.contains(fragment), "\(e.message)")
     }
 }
 

@@ -31,6 +31,7 @@ import Testing
         try bytes.write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try SHA256.hex(file: path) == SHA256.hex(bytes))
-        #expect(throws: PruneError.self) { try SHA256.hex(file: path + ".missing") }
+        let e = try #require(throws: PruneError.self) { try SHA256.hex(file: path + ".missing") }
+        #expect(e.code == .fileNotFound && e.message.contains("'\(path).missing'"), "\(e.message)")
     }
 }

@@ -37,22 +37,9 @@ import Testing
         svg.components(separatedBy: "<\(tag) ").count - 1
     }
 
-    static let layers = (0..<30).map { String($0) }
-    static let heads = (0..<30).map { 1 - Double($0 % 7) / 10 }
-    static let mlp = (0..<30).map { 0.5 + Double($0 % 5) / 10 }
+    func barChart() -> String { SVGChart.Samples.bars() }
 
-    func barChart() -> String {
-        SVGChart.groupedBars(title: "Kept per layer", categories: Self.layers,
-                             series: [("heads kept", Self.heads), ("MLP channels kept", Self.mlp)],
-                             yLabel: "fraction kept", xLabel: "layer", yMax: 1)
-    }
-
-    func lineChart(logY: Bool = false) -> String {
-        let a = ChartSeries(name: "wanda", points: [(0, 5.6), (0.25, 6.1), (0.5, 7.9), (0.75, 40)])
-        let b = ChartSeries(name: "magnitude", points: [(0, 5.6), (0.25, 6.8), (0.5, 14), (0.75, 900)])
-        return SVGChart.lines(title: "PPL vs sparsity", series: [a, b], xLabel: "sparsity",
-                              yLabel: "perplexity", logY: logY)
-    }
+    func lineChart(logY: Bool = false) -> String { SVGChart.Samples.lines(logY: logY) }
 
     // MARK: Structure
 
@@ -229,53 +216,15 @@ import Testing
         #expect(lineChart() == lineChart())
     }
 
-    /// Writes sample charts for eyeballing when `PRUNE_SVG_SAMPLES` names a directory.
-    @Test func writeSamplesWhenAsked() throws {
-        guard let dir = ProcessInfo.processInfo.environment["PRUNE_SVG_SAMPLES"] else { return }
-        var samples: [(String, String)] = [("bars", barChart()), ("lines", lineChart()),
-                                           ("lines-log", lineChart(logY: true))]
-        samples.append(("loss", lossChart()))
-        samples.append(("empty", SVGChart.lines(title: "Nothing here", series: [], xLabel: "x", yLabel: "y")))
-        samples.append(("bars-crowded", crowdedBars()))
-        samples.append(("lines-many", manyLines()))
-        for (name, svg) in samples {
-            try svg.write(toFile: dir + "/\(name).svg", atomically: true, encoding: .utf8)
+    /// Every chart of the gallery that `swift run svg-samples` writes is well-formed and has its title.
+    @Test func galleryChartsAreWellFormed() {
+        let all = SVGChart.Samples.all()
+        #expect(all.count == 7 && Set(all.map(\.name)).count == 7)
+        for (name, svg) in all {
+            let doc = parse(svg)
+            #expect(doc.elements.first == "svg", "\(name)")
+            #expect(!doc.text.isEmpty, "\(name)")
         }
-    }
-
-    func lossChart() -> String {
-        var train: [(x: Double, y: Double)] = []
-        for i in 0...400 {
-            let t = Double(i)
-            train.append((t, 2.2 + 4 * exp(-t / 60) + 0.05 * sin(t)))
-        }
-        let eval = train.map { (x: $0.x, y: $0.y * 1.08) }
-        return SVGChart.lines(title: "Fine-tuning loss after 50% pruning",
-                              series: [ChartSeries(name: "train", points: train), ChartSeries(name: "eval", points: eval)],
-                              xLabel: "step", yLabel: "cross-entropy (nats)")
-    }
-
-    func crowdedBars() -> String {
-        let names = ["attention heads kept", "MLP channels kept", "embedding dims kept"]
-        var series: [(name: String, values: [Double])] = []
-        for (j, name) in names.enumerated() {
-            let values = (0..<80).map { (i: Int) -> Double in 40 + 30 * sin(Double(i + 10 * j) / 9) }
-            series.append((name, values))
-        }
-        return SVGChart.groupedBars(
-            title: "Structured pruning of an 80-layer model with a rather long title that must be cut somewhere",
-            categories: (0..<80).map { "L\($0)" }, series: series, yLabel: "kept (count)", xLabel: "layer")
-    }
-
-    func manyLines() -> String {
-        var series: [ChartSeries] = []
-        for j in 0..<10 {
-            let points = (0...8).map { (i: Int) -> (x: Double, y: Double) in
-                (Double(i) / 10, 6 * exp(Double(i * (j + 1)) / 12))
-            }
-            series.append(ChartSeries(name: "criterion-\(j)", points: points))
-        }
-        return SVGChart.lines(title: "Ten criteria <& friends>", series: series, xLabel: "sparsity",
-                              yLabel: "perplexity", logY: true, width: 900, height: 500)
+        #expect(parse(SVGChart.Samples.manyLines()).text.contains("Ten criteria <& friends>"))
     }
 }

@@ -1,18 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 
-/// Paths the tests use, found from this file's location.
+/// Paths the tests use.
 enum TestPaths {
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let shared = repoRoot + "/../shared"
-    static let model = repoRoot + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    static var modelPresent: Bool { FileManager.default.fileExists(atPath: model) }
-    static let modelMissingReason: Comment = "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent: run scripts/setup.sh"
+    static let repoRoot = Repository.root
+    static let model = RequiredFile.smolLM2.path
 
     static func readInt32s(_ path: String) throws -> [Int32] {
         guard let d = FileManager.default.contents(atPath: path) else {

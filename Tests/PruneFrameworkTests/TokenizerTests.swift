@@ -1,24 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 
-/// Files the tokenizer tests read, found from this file's location.
+/// Files the tokenizer tests read.
 enum TokenizerFixtures {
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let model = repoRoot + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    static let text = repoRoot + "/../shared/data/wikitext2/wikitext2_test_hfjoin.txt"
-    static let referenceIds = repoRoot + "/../shared/reference/smollm2_wikitext2_test_tokens.i32"
-
-    static var modelPresent: Bool { FileManager.default.fileExists(atPath: model) }
-    static var referencePresent: Bool {
-        modelPresent && FileManager.default.fileExists(atPath: text) && FileManager.default.fileExists(atPath: referenceIds)
-    }
-    static let modelMissing: Comment = "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent: run scripts/setup.sh"
-    static let referenceMissing: Comment = "the model, shared/data/wikitext2/wikitext2_test_hfjoin.txt or shared/reference/smollm2_wikitext2_test_tokens.i32 is absent"
+    static let model = RequiredFile.smolLM2.path
+    static let text = Repository.data + "/wikitext2/wikitext2_test_hfjoin.txt"
+    static let referenceIds = Repository.llamaCppFixtures + "/smollm2_wikitext2_test_tokens.i32"
 
     /// SmolLM2's tokenizer from the GGUF file, loaded once (or the error that loading threw).
     static let smolLM = Result { try BPETokenizer(gguf: try GGUFFile(path: model)) }
@@ -131,7 +120,7 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
 
     // MARK: The real SmolLM2 tokenizer
 
-    @Test(.enabled(if: TokenizerFixtures.referencePresent, TokenizerFixtures.referenceMissing))
+    @Test(.requires(.smolLM2))
     func smolLMEncodesWikitextLikeLlamaCpp() throws {
         let tok = try TokenizerFixtures.smolLM.get()
         let text = try String(contentsOfFile: TokenizerFixtures.text, encoding: .utf8)
@@ -155,7 +144,7 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
         #expect(tok.decode(got) == text)
     }
 
-    @Test(.enabled(if: TokenizerFixtures.modelPresent, TokenizerFixtures.modelMissing))
+    @Test(.requires(.smolLM2))
     func smolLMHandCheckedCases() throws {
         let tok = try TokenizerFixtures.smolLM.get()
         #expect(tok.vocabSize == 49152)
@@ -188,7 +177,7 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
         String(u).utf8.allSatisfy { tok.id(of: ByteUnicode.encode([$0])) != nil }
     }
 
-    @Test(.enabled(if: TokenizerFixtures.modelPresent, TokenizerFixtures.modelMissing))
+    @Test(.requires(.smolLM2))
     func smolLMDropsBytesMissingFromItsVocabulary() throws {
         let tok = try TokenizerFixtures.smolLM.get()
         let missing = (0..<256).filter { tok.id(of: ByteUnicode.encode([UInt8($0)])) == nil }
@@ -196,7 +185,7 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
         #expect(tok.decode(tok.encode("a\u{4}b\u{50000}c")) == "ab\u{FFFD}\u{FFFD}\u{FFFD}c")
     }
 
-    @Test(.enabled(if: TokenizerFixtures.modelPresent, TokenizerFixtures.modelMissing))
+    @Test(.requires(.smolLM2))
     func smolLMRoundTripsRandomText() throws {
         let tok = try TokenizerFixtures.smolLM.get()
         var rng = TokenizerTestRNG(state: 2024)
@@ -224,7 +213,7 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
     }
 
     /// The heap-based merge against a naive one: merge the lowest-ranked adjacent pair, leftmost first.
-    @Test(.enabled(if: TokenizerFixtures.modelPresent, TokenizerFixtures.modelMissing))
+    @Test(.requires(.smolLM2))
     func mergesMatchNaiveReference() throws {
         let tok = try TokenizerFixtures.smolLM.get()
         let merges = try #require(try GGUFFile(path: TokenizerFixtures.model)["tokenizer.ggml.merges"]?.stringArray)
@@ -308,7 +297,7 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
         let types = #expect(throws: PruneError.self) {
             try BPETokenizer(tokens: bytes, merges: [], tokenTypes: [1], preTokenizer: "gpt2", bosTokenId: nil, eosTokenId: nil)
         }
-        #expect(types?.code == .badFormat)
+        #expect(types?.code == .badFormat && types?.message.contains("'1' token types for 256 tokens") == true, "\(types?.message ?? "")")
         let merge = #expect(throws: PruneError.self) {
             try BPETokenizer(tokens: bytes, merges: ["ab"], tokenTypes: nil, preTokenizer: "gpt2", bosTokenId: nil, eosTokenId: nil)
         }
@@ -316,16 +305,16 @@ func preTokens(_ text: String, _ pre: PreTokenizer) -> [String] {
         let bos = #expect(throws: PruneError.self) {
             try BPETokenizer(tokens: bytes, merges: [], tokenTypes: nil, preTokenizer: "gpt2", bosTokenId: 256, eosTokenId: nil)
         }
-        #expect(bos?.code == .outOfRange)
+        #expect(bos?.code == .outOfRange && bos?.message.contains("BOS token id '256'") == true, "\(bos?.message ?? "")")
         let empty = #expect(throws: PruneError.self) {
             try BPETokenizer(tokens: [], merges: [], tokenTypes: nil, preTokenizer: "gpt2", bosTokenId: nil, eosTokenId: nil)
         }
-        #expect(empty?.code == .badFormat)
+        #expect(empty?.code == .badFormat && empty?.message.contains("the vocabulary is empty") == true, "\(empty?.message ?? "")")
     }
 
     @Test func rejectsBadTokenizerJSON() throws {
         let missing = #expect(throws: PruneError.self) { try BPETokenizer(tokenizerJSONPath: "/nonexistent/tokenizer.json") }
-        #expect(missing?.code == .fileNotFound)
+        #expect(missing?.code == .fileNotFound && missing?.message.contains("'/nonexistent/tokenizer.json'") == true, "\(missing?.message ?? "")")
         let path = try writeTinyJSON(mergesAsPairs: false, preTokenizer: ["type": "Whitespace"])
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         let pre = #expect(throws: PruneError.self) { try BPETokenizer(tokenizerJSONPath: path) }

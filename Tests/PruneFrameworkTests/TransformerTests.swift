@@ -143,7 +143,8 @@ import Testing
 
     @Test func badTokenIdsAreRejectedWithTheirIndex() throws {
         let m = try Transformer(randomWith: tinyConfig(), seed: 1)
-        #expect(throws: PruneError.self) { try m.nll(tokens: [1, 2, 999], batch: 1, seqLen: 3) }
+        let e = try #require(throws: PruneError.self) { try m.nll(tokens: [1, 2, 999], batch: 1, seqLen: 3) }
+        #expect(e.code == .outOfRange && e.message.contains("'999' at index 2"), "\(e.message)")
         do {
             _ = try m.nll(tokens: [1, 2, 999], batch: 1, seqLen: 3)
         } catch let e as PruneError {

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 
 /// Zero-shot tasks: the harness's prompts for one hand-checked item of each task, the metrics, and the scorer.
 @Suite struct ZeroShotTests {
-    // MARK: prompts (items copied from ../shared/data/zeroshot, expected strings checked by hand
+    // MARK: prompts (items copied from Data/zeroshot, expected strings checked by hand
     // against the lm-evaluation-harness task YAMLs)
 
     @Test func boolqPrompt() throws {
@@ -35,7 +36,8 @@ import Testing
         #expect(items[0].gold == 3)
         #expect(ZeroShotTask.hellaswagPreprocess(" Visit a site like [www.kiddio.org] to find games [title] Play. ")
                 == "Visit a site like to find games. Play.")
-        #expect(throws: PruneError.self) { try ZeroShotTask.hellaswagItems(lines + ["x"], path: "h.txt", limit: nil) }
+        let e = try #require(throws: PruneError.self) { try ZeroShotTask.hellaswagItems(lines + ["x"], path: "h.txt", limit: nil) }
+        #expect(e.code == .badFormat && e.message.contains("h.txt: 7 lines are not blocks of 6"), "\(e.message)")
     }
 
     @Test func winograndePartialScoring() throws {
@@ -57,7 +59,8 @@ import Testing
         let numeric = #"{"id": "x", "question": "Q?", "choices": {"text": ["a", "b", "c"], "label": ["1", "2", "3"]}, "answerKey": "3"}"#
         #expect(try ZeroShotTask.arcChallenge.item(json: Data(numeric.utf8)).gold == 2)
         let bad = #"{"id": "x", "question": "Q?", "choices": {"text": ["a"], "label": ["A"]}, "answerKey": "E"}"#
-        #expect(throws: PruneError.self) { try ZeroShotTask.arcEasy.item(json: Data(bad.utf8)) }
+        let e = try #require(throws: PruneError.self) { try ZeroShotTask.arcEasy.item(json: Data(bad.utf8)) }
+        #expect(e.code == .badFormat && e.message.contains("answerKey 'E'"), "\(e.message)")
     }
 
     @Test func openbookqaPrompt() throws {
@@ -68,9 +71,8 @@ import Testing
         #expect(it.gold == 0)
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: TestPaths.shared + "/data/zeroshot"), "../shared/data/zeroshot is absent"))
-    func realDataFilesLoad() throws {
-        let dir = TestPaths.shared + "/data"
+    @Test func realDataFilesLoad() throws {
+        let dir = Repository.data
         let want: [ZeroShotTask: Int] = [.boolq: 3270, .piqa: 1838, .hellaswag: 10042, .winogrande: 1267,
                                         .arcEasy: 2376, .arcChallenge: 1172, .openbookqa: 500]
         for t in ZeroShotTask.allCases {
@@ -171,7 +173,8 @@ import Testing
                 #expect(abs(g - want) < 1e-4, "\(mode): got \(g), want \(want)")
             }
         }
-        #expect(throws: PruneError.self) { try scorer.logLikelihoods([.init(context: [], continuation: [1])]) }
+        let e = try #require(throws: PruneError.self) { try scorer.logLikelihoods([.init(context: [], continuation: [1])]) }
+        #expect(e.message.contains("request 0 has an empty context"), "\(e.message)")
     }
 
     /// A model whose every prediction is token 5: zero block outputs, an output norm that keeps only
@@ -208,7 +211,7 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: TestPaths.modelPresent, TestPaths.modelMissingReason))
+    @Test(.requires(.smolLM2))
     func realModelPrefersTheObviousAnswer() throws {
         let file = try GGUFFile(path: TestPaths.model)
         let tok = try BPETokenizer(gguf: file)

@@ -1,15 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 @testable import Runner
 
 /// Bad command lines and bad files give one clear error naming the problem (never a crash).
 @Suite struct CLITests {
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let repoRoot = Repository.root
 
     func message(_ argv: [String]) -> String? {
         do {

@@ -81,8 +81,7 @@ import Testing
         #expect(md4.contains("**Not measured yet** (2 entries of the sweep; running the same command computes them): random at 10%; random at 30%."))
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: Datasets.dataDirectory() + "/zeroshot/piqa_valid.jsonl"), "zero-shot data is absent"))
-    func zeroShotTasksReachTheRowsAndTheTable() throws {
+    @Test func zeroShotTasksReachTheRowsAndTheTable() throws {
         let dir = try temporaryDirectory("prune-sweep-zs")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Byte-level tokens: PIQA's longest choices need more than 64 positions.
@@ -108,7 +107,7 @@ import Testing
             try Comparison(recipe: recipe, recipePath: "r.json", dataDir: dir).preflight()
             Issue.record("preflight passed")
         } catch let e as PruneError {
-            #expect(e.message.contains("evaluation.tasks has 'piqa', whose data '\(dir)/zeroshot/piqa_valid.jsonl' does not exist"), "\(e.message)")
+            #expect(e.message.contains("recipe: evaluation.tasks: zero-shot task 'piqa': 'zeroshot/piqa_valid.jsonl' was not found; looked in '\(dir)' (--data-dir)"), "\(e.message)")
         }
     }
 

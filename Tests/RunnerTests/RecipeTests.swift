@@ -57,7 +57,8 @@ import Testing
         var r = try Recipe.decode(Data(Self.good.utf8), plugins: .builtins())
         r.model = CLITests.repoRoot + "/Package.swift"  // any existing file gets past the model check
         r.evaluation.datasets = ["wikitext2", "wikitext3"]
-        #expect(throws: PruneError.self) { try PruneRun(recipe: r, recipePath: "r.json").preflight() }
+        let e = try #require(throws: PruneError.self) { try PruneRun(recipe: r, recipePath: "r.json").preflight() }
+        #expect(e.code == .unknownName && e.message.contains("evaluation.datasets[1] = 'wikitext3'"), "\(e.message)")
     }
 
     @Test func listAndSchemaCoverEveryPlugin() throws {

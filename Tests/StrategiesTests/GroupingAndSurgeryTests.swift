@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PruneFramework
 @testable import Strategies
 
@@ -44,7 +45,8 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         let m = try tinyModel(layers: 5)
         let g = try LlamaGrouping(structures: [.kvGroup, .mlpChannel], layers: 1...3).groups(for: m)
         #expect(g.map(\.id) == ["kv-groups@1", "kv-groups@2", "kv-groups@3", "mlp-channels@1", "mlp-channels@2", "mlp-channels@3"])
-        #expect(throws: PruneError.self) { try LlamaGrouping(layers: 2...9).groups(for: m) }
+        let e = try #require(throws: PruneError.self) { try LlamaGrouping(layers: 2...9).groups(for: m) }
+        #expect(e.code == .outOfRange && e.message.contains("layers = '[2, 9]'") && e.message.contains("5 layers"), "\(e.message)")
     }
 
     @Test func unitParameterCountsMatchTheirSlices() throws {
@@ -107,9 +109,9 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         #expect(lg.allSatisfy { $0.isFinite })
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: realModelPath), "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent: run scripts/setup.sh"))
+    @Test(.requires(.smolLM2))
     func smolLM2PrunedLogitsEqualMaskedLogits() throws {
-        let dense = try Transformer(path: realModelPath)
+        let dense = try Transformer(path: RequiredFile.smolLM2.path)
         let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel], layers: 3...26).groups(for: dense)
         var plan = PruningPlan()
         for (i, g) in groups.enumerated() {
@@ -123,9 +125,3 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         #expect(d < 1e-3, "max |Δ| \(d)")
     }
 }
-
-let realModelPath: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-}()

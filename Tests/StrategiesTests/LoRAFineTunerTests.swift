@@ -69,10 +69,13 @@ import Testing
 
     @Test func rejectsBadTrainingInput() throws {
         let model = try tinyModel(layers: 2)
-        #expect(throws: PruneError.self) { try LoRATraining.train(model, sequences: [], settings: LoRASettings(), layers: [0]) }
-        #expect(throws: PruneError.self) {
+        let none = try #require(throws: PruneError.self) { try LoRATraining.train(model, sequences: [], settings: LoRASettings(), layers: [0]) }
+        #expect(none.message.contains("no training sequences of ≥ 2 tokens"), "\(none.message)")
+        let ragged = try #require(throws: PruneError.self) {
             try LoRATraining.train(model, sequences: [[1, 2, 3], [1, 2]], settings: LoRASettings(), layers: [0])
         }
-        #expect(throws: PruneError.self) { try LoRATraining.train(model, sequences: [[1, 2, 3]], settings: LoRASettings(), layers: [5]) }
+        #expect(ragged.code == .shapeMismatch && ragged.message.contains("sequence 1 has 2 tokens, the first has 3"), "\(ragged.message)")
+        let layer = try #require(throws: PruneError.self) { try LoRATraining.train(model, sequences: [[1, 2, 3]], settings: LoRASettings(), layers: [5]) }
+        #expect(layer.code == .outOfRange && layer.message.contains("layer '5'"), "\(layer.message)")
     }
 }

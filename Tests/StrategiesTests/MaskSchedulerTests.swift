@@ -73,9 +73,10 @@ import Testing
 
     @Test func maskSchedulersMakeNoStructuredPlan() throws {
         let m = try tinyModel()
-        #expect(throws: PruneError.self) {
+        let e = try #require(throws: PruneError.self) {
             try NMScheduler().plan(groups: [], scores: [], context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount))
         }
+        #expect(e.code == .unsupported && e.message.contains("scheduler 'n:m'"), "\(e.message)")
     }
 
     @Test(arguments: [
@@ -105,6 +106,7 @@ import Testing
         try Masking.apply(zero, to: name, in: m)
         #expect(m.parameterCount == before && m.params.entry(name)?.shape == e.shape)
         #expect(Masking.zeroCount(of: name, in: m) == e.count / 2)
-        #expect(throws: PruneError.self) { try Masking.apply([true], to: name, in: m) }
+        let bad = try #require(throws: PruneError.self) { try Masking.apply([true], to: name, in: m) }
+        #expect(bad.code == .shapeMismatch && bad.message.contains("mask for '\(name)' has 1 flags"), "\(bad.message)")
     }
 }

@@ -75,8 +75,10 @@ import Testing
     @Test func groupsAndRecipeErrors() throws {
         let d = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(#"{"groupSize": 2, "layers": [1, 5]}"#.utf8))
         #expect(try d.layerGroups(6) == [[1, 2], [3, 4], [5]])
-        #expect(throws: PruneError.self) { try d.layerGroups(4) }
-        #expect(throws: PruneError.self) { try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(#"{"groupsize": 2}"#.utf8)) }
+        let range = try #require(throws: PruneError.self) { try d.layerGroups(4) }
+        #expect(range.code == .outOfRange && range.message.contains("layers = '[1, 5]'") && range.message.contains("at most 3"), "\(range.message)")
+        let key = try #require(throws: PruneError.self) { try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(#"{"groupsize": 2}"#.utf8)) }
+        #expect(key.message.contains("unknown key 'groupsize'") && key.message.contains("groupSize"), "\(key.message)")
     }
 
     /// saap-group accepts every lora key with lora's ranges, keeps its own per-group defaults, rejects

@@ -9,20 +9,20 @@ public struct EvalText: Sendable {
     public var text: String
 }
 
-/// Named evaluation corpora, resolved under a data directory laid out like `shared/data`.
+/// Named evaluation corpora, found in the data folder (`DataLocation`) laid out like the repository's `Data/`.
 public enum Datasets {
     /// Names accepted by `resolve`.
     public static let names = ["wikitext2", "ptb", "ptb-sparsegpt"]
 
-    /// The data directory: the given one, else `$PRUNE_DATA_DIR`, else `./data`, else `../shared/data`.
-    public static func dataDirectory(_ given: String? = nil) -> String {
-        if let given { return given }
-        if let env = ProcessInfo.processInfo.environment["PRUNE_DATA_DIR"], !env.isEmpty { return env }
-        let fm = FileManager.default
-        for candidate in ["data", "../shared/data"] where fm.fileExists(atPath: candidate + "/wikitext2") {
-            return candidate
-        }
-        return "../shared/data"
+    /// The data-folder files of the named sets (evaluation texts and the `c4` calibration documents).
+    static let files = ["wikitext2": "wikitext2/wikitext2_test_hfjoin.txt", "ptb": "ptb/ptb.valid.txt",
+                        "ptb-sparsegpt": "ptb/ptb.test.txt", "c4": "c4/c4_1480docs_pfdecoding.jsonl"]
+
+    /// The path of a named set's file in the data folder (`DataLocation`); nil when `name` names no set
+    /// (it is then a file path). Throws, naming every place looked, when the set is not found.
+    public static func locate(_ name: String, dataDir: String? = nil) throws -> String? {
+        guard let file = files[name] else { return nil }
+        return try DataLocation(override: dataDir).file(file, what: "dataset '\(name)'")
     }
 
     /// A dataset by name (`wikitext2`, `ptb`, `ptb-sparsegpt`) or a path to a UTF-8 text file.
@@ -32,16 +32,14 @@ public enum Datasets {
     /// - `ptb`: PTB validation split, lines stripped and joined with "\n\n" (LLM-Pruner's "PTB").
     /// - `ptb-sparsegpt`: PTB test split, lines stripped and joined with " " (SparseGPT/Wanda's).
     public static func resolve(_ nameOrPath: String, dataDir: String? = nil) throws -> EvalText {
-        let dir = dataDirectory(dataDir)
-        switch nameOrPath {
-        case "wikitext2":
-            let p = dir + "/wikitext2/wikitext2_test_hfjoin.txt"
+        let located = nameOrPath == "c4" ? nil : try locate(nameOrPath, dataDir: dataDir)
+        switch (nameOrPath, located) {
+        case ("wikitext2", let p?):
             return EvalText(name: "wikitext2", path: p, split: "test", joining: "\"\\n\\n\".join(rows) (HF wikitext-2-raw-v1)",
-                            text: try readText(p, hint: "pass --data-dir DIR with wikitext2/ inside"))
-        case "ptb", "ptb-sparsegpt":
+                            text: try readText(p, hint: "check the file"))
+        case ("ptb", let p?), ("ptb-sparsegpt", let p?):
             let valid = nameOrPath == "ptb"
-            let p = dir + (valid ? "/ptb/ptb.valid.txt" : "/ptb/ptb.test.txt")
-            let lines = try readText(p, hint: "pass --data-dir DIR with ptb/ inside")
+            let lines = try readText(p, hint: "check the file")
                 .split(separator: "\n", omittingEmptySubsequences: false)
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             var rows = lines

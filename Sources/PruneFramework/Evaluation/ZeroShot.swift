@@ -65,7 +65,7 @@ public enum ZeroShotTask: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// The data files of the task under `dataDir/zeroshot/`.
+    /// The names of the task's data files in `zeroshot/` of the data folder.
     public var files: [String] {
         switch self {
         case .boolq: ["boolq_validation_llmfoundry.jsonl"]
@@ -81,10 +81,15 @@ public enum ZeroShotTask: String, CaseIterable, Sendable, Codable {
     /// Whether the harness reports `acc_norm` for this task (BoolQ and WinoGrande report `acc` only).
     public var hasAccNorm: Bool { self != .boolq && self != .winogrande }
 
-    /// Loads the first `limit` items (all when nil) from `dataDir/zeroshot/`.
-    public func load(dataDir: String, limit: Int? = nil) throws -> [ZeroShotItem] {
-        let dir = (dataDir as NSString).appendingPathComponent("zeroshot")
-        let paths = files.map { (dir as NSString).appendingPathComponent($0) }
+    /// The paths of the task's data files, found under `zeroshot/` of the data folder (`DataLocation`).
+    public func dataFiles(dataDir: String? = nil) throws -> [String] {
+        let data = DataLocation(override: dataDir)
+        return try files.map { try data.file("zeroshot/" + $0, what: "zero-shot task '\(rawValue)'") }
+    }
+
+    /// Loads the first `limit` items (all when nil) from `zeroshot/` of the data folder.
+    public func load(dataDir: String? = nil, limit: Int? = nil) throws -> [ZeroShotItem] {
+        let paths = try dataFiles(dataDir: dataDir)
         let text = try Datasets.readText(paths[0], hint: "the zero-shot data of '\(rawValue)'")
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         while lines.last?.isEmpty == true { lines.removeLast() }

@@ -62,8 +62,9 @@ extension Decoder {
     public func checkKeys(_ allowed: [String], context: String) throws {
         let c = try container(keyedBy: AnyCodingKey.self)
         let known = Set(allowed + ["type"])
+        let fix = allowed.isEmpty ? "it takes no keys besides 'type'" : "allowed keys: \(allowed.sorted().joined(separator: ", "))"
         for k in c.allKeys where !known.contains(k.stringValue) {
-            throw PruneError(.invalidArgument, "recipe: unknown key '\(k.stringValue)' at \(jsonPath(codingPath, k.stringValue)) for \(context); allowed keys: \(allowed.sorted().joined(separator: ", "))")
+            throw PruneError(.invalidArgument, "recipe: unknown key '\(k.stringValue)' at \(jsonPath(codingPath, k.stringValue)) for \(context); \(fix)")
         }
     }
 

@@ -97,12 +97,24 @@ public struct FineTuneContext: @unchecked Sendable {
     public let dataDir: String?
     /// Receives one line per event (for logs that are not a terminal).
     public let log: (String) -> Void
+    /// The recipe file's folder, which relative dataset paths in a fine-tuner's keys are relative to
+    /// (nil: the working directory).
+    public let recipeFolder: String?
 
-    public init(tokenizer: BPETokenizer, calibration: [[Int32]], dataDir: String?, log: @escaping (String) -> Void) {
+    public init(tokenizer: BPETokenizer, calibration: [[Int32]], dataDir: String?, recipeFolder: String? = nil,
+                log: @escaping (String) -> Void) {
         self.tokenizer = tokenizer
         self.calibration = calibration
         self.dataDir = dataDir
+        self.recipeFolder = recipeFolder
         self.log = log
+    }
+
+    /// A dataset key's value as a path to read: names (`c4`, `wikitext2`, ...) as they are,
+    /// relative file paths relative to the recipe's folder.
+    public func dataset(_ nameOrPath: String) -> String {
+        guard let recipeFolder, nameOrPath != "c4", !Datasets.names.contains(nameOrPath) else { return nameOrPath }
+        return Recipe.path(nameOrPath, relativeTo: recipeFolder)
     }
 }
 

@@ -2,11 +2,10 @@ import Foundation
 
 /// Calibration sequences and the statistics pass over them.
 public enum Calibration {
-    /// Documents of a calibration source: `c4` (shared/data/c4), a .jsonl file (field "text", or
+    /// Documents of a calibration source: `c4` (the data folder's c4/), a .jsonl file (field "text", or
     /// "prefix" + "gold_completion" as in the C4 file), or an evaluation text (`wikitext2`, `ptb`, a path).
     public static func documents(_ nameOrPath: String, dataDir: String? = nil) throws -> [String] {
-        var path = nameOrPath
-        if nameOrPath == "c4" { path = Datasets.dataDirectory(dataDir) + "/c4/c4_1480docs_pfdecoding.jsonl" }
+        let path = nameOrPath == "c4" ? try Datasets.locate("c4", dataDir: dataDir) ?? nameOrPath : nameOrPath
         guard path.hasSuffix(".jsonl") else { return [try Datasets.resolve(nameOrPath, dataDir: dataDir).text] }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PruneError(.fileNotFound, "calibration file '\(path)' cannot be read; pass a .jsonl or text file, or 'c4' with the data directory present")

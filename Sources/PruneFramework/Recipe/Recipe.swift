@@ -99,12 +99,42 @@ public struct Recipe: @unchecked Sendable {
         return .object(r)
     }
 
-    /// Reads a recipe file.
+    /// Reads a recipe file. Relative paths in it (model, output.dir, sweep.cache, dataset files) are
+    /// relative to the recipe file's folder, so a recipe runs the same from any working directory.
     public static func load(path: String, plugins: PluginSet) throws -> Recipe {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PruneError(.fileNotFound, "recipe file '\(path)' cannot be read")
         }
-        return try decode(data, plugins: plugins, source: path)
+        let folder = (path as NSString).deletingLastPathComponent
+        return try decode(data, plugins: plugins, source: path).resolvingPaths(relativeTo: folder.isEmpty ? "." : folder)
+    }
+
+    /// The recipe with its relative file paths made relative to `folder` instead of the working
+    /// directory; dataset names (`c4`, `wikitext2`, ...) stay as they are.
+    public func resolvingPaths(relativeTo folder: String) -> Recipe {
+        func path(_ p: String) -> String { Self.path(p, relativeTo: folder) }
+        func dataset(_ d: String) -> String { d == "c4" || Datasets.names.contains(d) ? d : path(d) }
+        var r = self
+        r.model = path(model)
+        r.output.dir = path(output.dir)
+        r.calibration.dataset = dataset(calibration.dataset)
+        r.evaluation.datasets = evaluation.datasets.map(dataset)
+        r.sweep?.cache = sweep?.cache.map(path)
+        if var s = r.sweep {
+            s.entries = s.entries.map { e in
+                var e = e
+                e.recipe = e.recipe.resolvingPaths(relativeTo: folder)
+                return e
+            }
+            r.sweep = s
+        }
+        return r
+    }
+
+    /// `p` as given when absolute or empty, else `folder/p` (with `./` and `../` collapsed).
+    public static func path(_ p: String, relativeTo folder: String) -> String {
+        guard !p.isEmpty, !p.hasPrefix("/"), !folder.isEmpty, folder != "." else { return p }
+        return URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: folder, isDirectory: true)).standardizedFileURL.path
     }
 }
 

@@ -69,7 +69,7 @@ public enum LoRATraining {
         }
         let c = model.config
         for l in layers where l < 0 || l >= c.nLayers {
-            throw PruneError(.outOfRange, "LoRA: layer \(l) is outside 0..<\(c.nLayers)")
+            throw PruneError(.outOfRange, "LoRA: layer '\(l)' is outside the model's layers 0..<\(c.nLayers)")
         }
         let pass = model.backprop(gradients: nil)
         var adapters: [(name: String, adapter: LoRAAdapter<Float>, adam: AdamW)] = []

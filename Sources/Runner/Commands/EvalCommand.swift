@@ -89,8 +89,7 @@ enum EvalCommand {
     /// `prune eval --tasks a,b [--limit N]`: acc and acc_norm of each task with lm-evaluation-harness conventions.
     static func runZeroShot(modelPath: String, tasks: [ZeroShotTask], limit: Int?, mode: ZeroShotScorer.Mode,
                            dataDir: String?, json: Bool) throws {
-        let dir = Datasets.dataDirectory(dataDir)
-        let taskItems = try tasks.map { try ($0, $0.load(dataDir: dir, limit: limit)) }
+        let taskItems = try tasks.map { try ($0, $0.load(dataDir: dataDir, limit: limit)) }
         let file = try GGUFFile(path: modelPath)
         let tokenizer = try BPETokenizer(gguf: file)
         let scorer = ZeroShotScorer(model: try Transformer(gguf: file), mode: mode)

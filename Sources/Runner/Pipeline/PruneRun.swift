@@ -38,10 +38,14 @@ public final class PruneRun {
         if cal != "c4", !Datasets.names.contains(cal), !FileManager.default.fileExists(atPath: cal) {
             throw PruneError(.fileNotFound, "recipe: calibration.dataset = '\(cal)' is neither c4, a known dataset, nor a file")
         }
-        let zeroshot = (Datasets.dataDirectory(dataDir) as NSString).appendingPathComponent("zeroshot")
+        for (key, name) in [("calibration.dataset", cal)] + recipe.evaluation.datasets.map({ ("evaluation.datasets", $0) }) {
+            do { _ = try Datasets.locate(name, dataDir: dataDir) } catch let e as PruneError {
+                throw PruneError(e.code, "recipe: \(key): \(e.message)")
+            }
+        }
         for task in recipe.evaluation.tasks.compactMap(ZeroShotTask.init(rawValue:)) {
-            for f in task.files where !FileManager.default.fileExists(atPath: (zeroshot as NSString).appendingPathComponent(f)) {
-                throw PruneError(.fileNotFound, "recipe: evaluation.tasks has '\(task.rawValue)', whose data '\(zeroshot)/\(f)' does not exist; give the data directory with --data-dir or $PRUNE_DATA_DIR")
+            do { _ = try task.dataFiles(dataDir: dataDir) } catch let e as PruneError {
+                throw PruneError(e.code, "recipe: evaluation.tasks: \(e.message)")
             }
         }
         if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
@@ -131,7 +135,8 @@ public final class PruneRun {
         if let ft = recipe.fineTuner {
             let m = model
             beforeFineTune = try timed("evaluate pruned model before fine-tuning") { try evaluate(m, tokenizer, label: "pruned") }
-            let ctx = FineTuneContext(tokenizer: tokenizer, calibration: sequences, dataDir: dataDir, log: log)
+            let ctx = FineTuneContext(tokenizer: tokenizer, calibration: sequences, dataDir: dataDir,
+                                      recipeFolder: (recipePath as NSString).deletingLastPathComponent, log: log)
             let r = try timed("fine-tune with '\(type(of: ft).name)'") { try ft.fineTune(m, context: ctx) }
             fineTune = r
             try writeAtomically(Data(fineTuneChart(r).utf8), to: outputDir + "/finetune.svg")
@@ -224,10 +229,9 @@ public final class PruneRun {
     func evaluateTasks(_ model: Transformer, _ tokenizer: BPETokenizer) throws -> [ZeroShotResult] {
         let ev = recipe.evaluation
         guard !ev.tasks.isEmpty else { return [] }
-        let dir = Datasets.dataDirectory(dataDir)
         let scorer = ZeroShotScorer(model: model)
         return try ev.tasks.compactMap(ZeroShotTask.init(rawValue:)).map { task in
-            let items = try task.load(dataDir: dir, limit: ev.taskLimit)
+            let items = try task.load(dataDir: dataDir, limit: ev.taskLimit)
             let bar = ProgressBar(total: items.count, label: "  \(task.rawValue)", unit: "item")
             let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer, encode: { tokenizer.encode($0) }) { done, _ in
                 bar.update(done)

@@ -98,7 +98,7 @@ public struct LoRAFineTuner: FineTuner {
     func adaptedLayers(_ n: Int) throws -> [Int] {
         guard let l = layers else { return Array(0..<n) }
         guard l[1] < n else {
-            throw PruneError(.outOfRange, "fineTuner 'lora': layers [\(l[0]), \(l[1])] exceed the model's \(n) layers (0...\(n - 1))")
+            throw PruneError(.outOfRange, "fineTuner 'lora': layers = '[\(l[0]), \(l[1])]' exceed the model's \(n) layers (0...\(n - 1)); set the last layer to at most \(n - 1)")
         }
         return Array(l[0]...l[1])
     }
@@ -107,7 +107,7 @@ public struct LoRAFineTuner: FineTuner {
     /// (they are cycled).
     public static func trainingSequences(dataset: String, seqLen: Int, count: Int, seed: Int,
                                          context: FineTuneContext) throws -> [[Int32]] {
-        let docs = try Calibration.documents(dataset, dataDir: context.dataDir)
+        let docs = try Calibration.documents(context.dataset(dataset), dataDir: context.dataDir)
         do {
             return try Calibration.sequences(documents: docs, tokenizer: context.tokenizer, samples: count, seqLen: seqLen, seed: seed)
         } catch let e as PruneError where e.code == .outOfRange {

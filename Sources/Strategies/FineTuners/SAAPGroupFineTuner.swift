@@ -71,7 +71,7 @@ public struct SAAPGroupFineTuner: FineTuner {
     func layerGroups(_ n: Int) throws -> [[Int]] {
         let l = lora.layers ?? [0, n - 1]
         guard l[1] < n else {
-            throw PruneError(.outOfRange, "fineTuner 'saap-group': layers [\(l[0]), \(l[1])] exceed the model's \(n) layers (0...\(n - 1))")
+            throw PruneError(.outOfRange, "fineTuner 'saap-group': layers = '[\(l[0]), \(l[1])]' exceed the model's \(n) layers (0...\(n - 1)); set the last layer to at most \(n - 1)")
         }
         return stride(from: l[0], through: l[1], by: groupSize).map { Array($0...min($0 + groupSize - 1, l[1])) }
     }

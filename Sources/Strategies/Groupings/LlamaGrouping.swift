@@ -45,7 +45,7 @@ public struct LlamaGrouping: Grouping {
         var range = 0..<c.nLayers
         if let l = layers {
             guard l[1] < c.nLayers else {
-                throw PruneError(.outOfRange, "grouping 'llama': layers [\(l[0]), \(l[1])] exceed the model's \(c.nLayers) layers (0...\(c.nLayers - 1))")
+                throw PruneError(.outOfRange, "grouping 'llama': layers = '[\(l[0]), \(l[1])]' exceed the model's \(c.nLayers) layers (0...\(c.nLayers - 1)); set the last layer to at most \(c.nLayers - 1)")
             }
             range = l[0]..<(l[1] + 1)
         }
