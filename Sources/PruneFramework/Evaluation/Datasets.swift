@@ -18,6 +18,10 @@ public enum Datasets {
     static let files = ["wikitext2": "wikitext2/wikitext2_test_hfjoin.txt", "ptb": "ptb/ptb.valid.txt",
                         "ptb-sparsegpt": "ptb/ptb.test.txt", "c4": "c4/c4_1480docs_pfdecoding.jsonl"]
 
+    /// Whether `s` names a set of the data folder (`wikitext2`, `ptb`, `ptb-sparsegpt`, `c4`) rather
+    /// than a file path.
+    public static func isName(_ s: String) -> Bool { files[s] != nil }
+
     /// The path of a named set's file in the data folder (`DataLocation`); nil when `name` names no set
     /// (it is then a file path). Throws, naming every place looked, when the set is not found.
     public static func locate(_ name: String, dataDir: String? = nil) throws -> String? {

@@ -113,7 +113,7 @@ public struct FineTuneContext: @unchecked Sendable {
     /// A dataset key's value as a path to read: names (`c4`, `wikitext2`, ...) as they are,
     /// relative file paths relative to the recipe's folder.
     public func dataset(_ nameOrPath: String) -> String {
-        guard let recipeFolder, nameOrPath != "c4", !Datasets.names.contains(nameOrPath) else { return nameOrPath }
+        guard let recipeFolder, !Datasets.isName(nameOrPath) else { return nameOrPath }
         return Recipe.path(nameOrPath, relativeTo: recipeFolder)
     }
 }

@@ -113,7 +113,7 @@ public struct Recipe: @unchecked Sendable {
     /// directory; dataset names (`c4`, `wikitext2`, ...) stay as they are.
     public func resolvingPaths(relativeTo folder: String) -> Recipe {
         func path(_ p: String) -> String { Self.path(p, relativeTo: folder) }
-        func dataset(_ d: String) -> String { d == "c4" || Datasets.names.contains(d) ? d : path(d) }
+        func dataset(_ d: String) -> String { Datasets.isName(d) ? d : path(d) }
         var r = self
         r.model = path(model)
         r.output.dir = path(output.dir)

@@ -35,7 +35,7 @@ public final class PruneRun {
             throw PruneError(.unknownName, "recipe: evaluation.datasets[\(i)] = '\(d)' is neither a known dataset (\(Datasets.names.joined(separator: ", "))) nor a file")
         }
         let cal = recipe.calibration.dataset
-        if cal != "c4", !Datasets.names.contains(cal), !FileManager.default.fileExists(atPath: cal) {
+        if !Datasets.isName(cal), !FileManager.default.fileExists(atPath: cal) {
             throw PruneError(.fileNotFound, "recipe: calibration.dataset = '\(cal)' is neither c4, a known dataset, nor a file")
         }
         for (key, name) in [("calibration.dataset", cal)] + recipe.evaluation.datasets.map({ ("evaluation.datasets", $0) }) {
