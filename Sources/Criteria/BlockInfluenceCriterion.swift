@@ -30,7 +30,7 @@ public struct BlockInfluenceCriterion: Criterion {
             throw PruneError(.invalidArgument, "criterion 'block-influence' needs the run's calibration sequences; the scoring context has none")
         }
         let layers = try group.units.map { u -> Int in
-            guard let l = u.slices.lazy.compactMap({ Self.layer(of: $0.tensor) }).first else {
+            guard let l = u.slices.lazy.compactMap({ TensorNames.layer(of: $0.tensor) }).first else {
                 throw PruneError(.badFormat, "criterion 'block-influence': a unit of group '\(group.id)' has no slice of a decoder block ('blk.N.…')")
             }
             return l
@@ -53,12 +53,6 @@ public struct BlockInfluenceCriterion: Criterion {
             i += b
         }
         return zip(obs.sum, obs.count).map { $1 > 0 ? 1 - $0 / Double($1) : 0 }
-    }
-
-    /// The layer of a block tensor name "blk.N.…".
-    static func layer(of tensor: String) -> Int? {
-        guard tensor.hasPrefix("blk.") else { return nil }
-        return Int(tensor.dropFirst(4).prefix { $0 != "." })
     }
 }
 

@@ -127,7 +127,7 @@ public struct PolicyGradientCriterion: Criterion {
             }
             range = l[0]..<(l[1] + 1)
         }
-        let groups = range.flatMap { [Self.kvGroup(c, $0), Self.mlpGroup(c, $0)] }
+        let groups = range.flatMap { [DecoderStructures.kvGroups(c, layer: $0), DecoderStructures.mlpChannels(c, layer: $0)] }
         var segments: [String: Range<Int>] = [:], costs: [Double] = [], initial: [Double] = []
         for g in groups {
             segments[g.id] = costs.count..<(costs.count + g.units.count)
@@ -219,30 +219,6 @@ public struct PolicyGradientCriterion: Criterion {
         let m = x.reduce(0, +) / Double(max(x.count, 1))
         let sd = (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(x.count, 1))).squareRoot()
         return x.map { 1 / (1 + exp(-(sd > 0 ? ($0 - m) / sd : 0))) }
-    }
-
-    /// A layer's KV groups with the slices the llama grouping gives them (for the Wanda initialisation).
-    static func kvGroup(_ c: ModelConfig, _ l: Int) -> PruneGroup {
-        let hd = c.headDim, D = c.hiddenSize, g = c.nHead[l] / c.nKVHead[l]
-        return PruneGroup(kind: .kvGroup, layer: l, units: (0..<c.nKVHead[l]).map { k in
-            PruneUnit(slices: [
-                TensorSlice(TensorNames.attnQ(l), axis: 0, (k * g * hd)..<((k + 1) * g * hd)),
-                TensorSlice(TensorNames.attnK(l), axis: 0, (k * hd)..<((k + 1) * hd)),
-                TensorSlice(TensorNames.attnV(l), axis: 0, (k * hd)..<((k + 1) * hd)),
-                TensorSlice(TensorNames.attnOutput(l), axis: 1, (k * g * hd)..<((k + 1) * g * hd)),
-            ], parameterCount: 2 * g * hd * D + 2 * hd * D)
-        })
-    }
-
-    /// A layer's MLP channels with the llama grouping's slices.
-    static func mlpGroup(_ c: ModelConfig, _ l: Int) -> PruneGroup {
-        PruneGroup(kind: .mlpChannel, layer: l, units: (0..<c.ffnDim[l]).map { ch in
-            PruneUnit(slices: [
-                TensorSlice(TensorNames.ffnGate(l), axis: 0, ch..<(ch + 1)),
-                TensorSlice(TensorNames.ffnUp(l), axis: 0, ch..<(ch + 1)),
-                TensorSlice(TensorNames.ffnDown(l), axis: 1, ch..<(ch + 1)),
-            ], parameterCount: 3 * c.hiddenSize)
-        })
     }
 }
 

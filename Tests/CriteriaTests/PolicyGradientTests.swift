@@ -87,7 +87,7 @@ import Testing
         let c = m.config
         var learned: [Double] = [], costs: [Double] = []
         for l in 0..<2 {
-            for g in [PolicyGradientCriterion.kvGroup(c, l), PolicyGradientCriterion.mlpGroup(c, l)] {
+            for g in [DecoderStructures.kvGroups(c, layer: l), DecoderStructures.mlpChannels(c, layer: l)] {
                 let s = try crit.scores(for: g, context: ctx)
                 #expect(s.count == g.units.count && s.allSatisfy { $0.isFinite && $0 > 0 && $0 < 1.01 })
                 learned += s
@@ -103,7 +103,7 @@ import Testing
         #expect(abs(kept - keep) < 0.02 * costs.reduce(0, +))
         // A changed model is learned again.
         m.params.markModified()
-        _ = try crit.scores(for: PolicyGradientCriterion.kvGroup(c, 0), context: ctx)
+        _ = try crit.scores(for: DecoderStructures.kvGroups(c, layer: 0), context: ctx)
         #expect(crit.cache.runs == 2)
     }
 
@@ -111,7 +111,7 @@ import Testing
         let m = try tinyModel()
         let crit = PolicyGradientCriterion(initialization: "uniform")
         let none = try #require(throws: PruneError.self) {
-            try crit.scores(for: PolicyGradientCriterion.kvGroup(m.config, 0), context: ScoringContext(model: m, statistics: nil, seed: 0))
+            try crit.scores(for: DecoderStructures.kvGroups(m.config, layer: 0), context: ScoringContext(model: m, statistics: nil, seed: 0))
         }
         #expect(none.message.contains("needs the run's calibration sequences"), "\(none.message)")
         let blocks = PruneGroup(kind: .block, layer: nil, units: [])
@@ -120,7 +120,7 @@ import Testing
         // A 90% ratio removes more than two tiny layers hold.
         let ctx = ScoringContext(model: m, statistics: nil, seed: 0, calibration: sequences(2, length: 8))
         let ratio = try #require(throws: PruneError.self) {
-            try PolicyGradientCriterion(ratio: 0.9, initialization: "uniform").scores(for: PolicyGradientCriterion.kvGroup(m.config, 0), context: ctx)
+            try PolicyGradientCriterion(ratio: 0.9, initialization: "uniform").scores(for: DecoderStructures.kvGroups(m.config, layer: 0), context: ctx)
         }
         #expect(ratio.code == .outOfRange && ratio.message.contains("ratio = '0.9'"), "\(ratio.message)")
     }

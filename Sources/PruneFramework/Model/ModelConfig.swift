@@ -20,17 +20,23 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var tiedEmbeddings: Bool
     public var bosTokenId: Int?
     public var eosTokenId: Int?
+    /// The architecture's registry name (`Architectures`): which names other formats give the
+    /// tensors, and how llama.cpp runs the model.
+    public var architecture: String
+    /// True when attn_q, attn_k and attn_v carry biases (Qwen2); they are cut with their heads.
+    public var attentionBias: Bool
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", nLayers = "n_layers", headDim = "head_dim"
         case nHead = "n_head", nKVHead = "n_kv_head", ffnDim = "ffn_dim", ropeBase = "rope_base"
         case rmsEps = "rms_eps", contextLength = "context_length", tiedEmbeddings = "tied_embeddings"
-        case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id"
+        case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", architecture, attentionBias = "attention_bias"
     }
 
     public init(vocabSize: Int, hiddenSize: Int, nLayers: Int, headDim: Int, nHead: [Int], nKVHead: [Int],
                 ffnDim: [Int], ropeBase: Float = 10000, rmsEps: Float = 1e-5, contextLength: Int = 2048,
-                tiedEmbeddings: Bool = true, bosTokenId: Int? = nil, eosTokenId: Int? = nil) {
+                tiedEmbeddings: Bool = true, bosTokenId: Int? = nil, eosTokenId: Int? = nil,
+                architecture: String = "llama", attentionBias: Bool = false) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.nLayers = nLayers
@@ -44,6 +50,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.tiedEmbeddings = tiedEmbeddings
         self.bosTokenId = bosTokenId
         self.eosTokenId = eosTokenId
+        self.architecture = architecture
+        self.attentionBias = attentionBias
     }
 
     /// True when every layer has the same widths (a plain `llama` GGUF can hold it).

@@ -123,11 +123,13 @@ public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
     /// The activation site feeding a linear weight: attn_q/k/v ← attn input, attn_output ← head
     /// outputs, ffn_gate/up ← MLP input, ffn_down ← MLP intermediate.
     public static func inputSite(of tensor: String) -> (Int, ActivationSite)? {
-        guard tensor.hasPrefix("blk."), let l = Int(tensor.dropFirst(4).prefix { $0 != "." }) else { return nil }
-        if tensor.hasSuffix("attn_q.weight") || tensor.hasSuffix("attn_k.weight") || tensor.hasSuffix("attn_v.weight") { return (l, .attnInput) }
-        if tensor.hasSuffix("attn_output.weight") { return (l, .attnOutputInput) }
-        if tensor.hasSuffix("ffn_gate.weight") || tensor.hasSuffix("ffn_up.weight") { return (l, .mlpInput) }
-        if tensor.hasSuffix("ffn_down.weight") { return (l, .mlpIntermediate) }
-        return nil
+        guard let (layer, role) = TensorNames.parse(tensor), let l = layer else { return nil }
+        switch role {
+        case .attnQ, .attnK, .attnV: return (l, .attnInput)
+        case .attnOutput: return (l, .attnOutputInput)
+        case .ffnGate, .ffnUp: return (l, .mlpInput)
+        case .ffnDown: return (l, .mlpIntermediate)
+        default: return nil
+        }
     }
 }

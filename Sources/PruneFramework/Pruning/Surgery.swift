@@ -29,8 +29,7 @@ public enum Surgery {
     }
 
     static func layerOf(_ u: PruneUnit) -> Int? {
-        guard let t = u.slices.first?.tensor, t.hasPrefix("blk.") else { return nil }
-        return Int(t.dropFirst(4).prefix { $0 != "." })
+        u.slices.first.flatMap { TensorNames.layer(of: $0.tensor) }
     }
 
     /// A new, smaller model without the plan's units. Keeps head_dim; widths may differ per layer.
@@ -61,8 +60,8 @@ public enum Surgery {
         // Map each new tensor name to its source name (layers renumbered after dropped blocks).
         var source: [String: String] = [:]
         for (name, _) in TensorNames.layout(for: c) {
-            if name.hasPrefix("blk."), let n = Int(name.dropFirst(4).prefix { $0 != "." }) {
-                source[name] = "blk.\(keptLayers[n])." + name.split(separator: ".", maxSplits: 2)[2]
+            if case let (n?, role)? = TensorNames.parse(name) {
+                source[name] = TensorNames.name(role, keptLayers[n])
             } else {
                 source[name] = name
             }
@@ -101,10 +100,9 @@ public enum Surgery {
         for e in model.params.entries {
             let p = model.params.pointer(e.name)
             let width = e.shape.count == 2 ? e.shape[1] : 1
-            let dropped = cut.droppedLayers.contains { e.name.hasPrefix("blk.\($0).") }
-            if dropped {
+            if case let (l?, role)? = TensorNames.parse(e.name), cut.droppedLayers.contains(l) {
                 // A masked block contributes nothing: zero the output projections.
-                if e.name.hasSuffix("attn_output.weight") || e.name.hasSuffix("ffn_down.weight") { p.update(repeating: 0, count: e.count) }
+                if role == .attnOutput || role == .ffnDown { p.update(repeating: 0, count: e.count) }
                 continue
             }
             for r in cut.rows[e.name] ?? [] { (p + r * width).update(repeating: 0, count: width) }

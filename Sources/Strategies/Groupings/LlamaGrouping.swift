@@ -49,72 +49,13 @@ public struct LlamaGrouping: Grouping {
             }
             range = l[0]..<(l[1] + 1)
         }
-        var out: [PruneGroup] = []
-        for kind in structures {
+        return structures.flatMap { kind -> [PruneGroup] in
             switch kind {
-            case .kvGroup: out += range.map { kvGroups(c, $0) }
-            case .mlpChannel: out += range.map { mlpChannels(c, $0) }
-            case .block: out.append(blocks(model, range))
-            case .hiddenChannel: out.append(hiddenChannels(c))
+            case .kvGroup: range.map { DecoderStructures.kvGroups(c, layer: $0) }
+            case .mlpChannel: range.map { DecoderStructures.mlpChannels(c, layer: $0) }
+            case .block: [DecoderStructures.blocks(c, layers: range)]
+            case .hiddenChannel: [DecoderStructures.hiddenChannels(c)]
             }
         }
-        return out
-    }
-
-    func kvGroups(_ c: ModelConfig, _ l: Int) -> PruneGroup {
-        let hd = c.headDim, D = c.hiddenSize, g = c.nHead[l] / c.nKVHead[l]
-        let units = (0..<c.nKVHead[l]).map { k in
-            PruneUnit(slices: [
-                TensorSlice(TensorNames.attnQ(l), axis: 0, (k * g * hd)..<((k + 1) * g * hd)),
-                TensorSlice(TensorNames.attnK(l), axis: 0, (k * hd)..<((k + 1) * hd)),
-                TensorSlice(TensorNames.attnV(l), axis: 0, (k * hd)..<((k + 1) * hd)),
-                TensorSlice(TensorNames.attnOutput(l), axis: 1, (k * g * hd)..<((k + 1) * g * hd)),
-            ], parameterCount: 2 * g * hd * D + 2 * hd * D)
-        }
-        return PruneGroup(kind: .kvGroup, layer: l, units: units)
-    }
-
-    func mlpChannels(_ c: ModelConfig, _ l: Int) -> PruneGroup {
-        let units = (0..<c.ffnDim[l]).map { ch in
-            PruneUnit(slices: [
-                TensorSlice(TensorNames.ffnGate(l), axis: 0, ch..<(ch + 1)),
-                TensorSlice(TensorNames.ffnUp(l), axis: 0, ch..<(ch + 1)),
-                TensorSlice(TensorNames.ffnDown(l), axis: 1, ch..<(ch + 1)),
-            ], parameterCount: 3 * c.hiddenSize)
-        }
-        return PruneGroup(kind: .mlpChannel, layer: l, units: units)
-    }
-
-    func blocks(_ model: Transformer, _ range: Range<Int>) -> PruneGroup {
-        let units = range.map { l in
-            let names = [TensorNames.attnNorm(l), TensorNames.attnQ(l), TensorNames.attnK(l), TensorNames.attnV(l),
-                         TensorNames.attnOutput(l), TensorNames.ffnNorm(l), TensorNames.ffnGate(l), TensorNames.ffnUp(l),
-                         TensorNames.ffnDown(l)]
-            let slices = names.compactMap { n in model.params.entry(n).map { TensorSlice(n, axis: 0, 0..<$0.shape[0]) } }
-            return PruneUnit(slices: slices, parameterCount: names.reduce(0) { $0 + (model.params.entry($1)?.count ?? 0) })
-        }
-        return PruneGroup(kind: .block, layer: nil, units: units)
-    }
-
-    func hiddenChannels(_ c: ModelConfig) -> PruneGroup {
-        var perUnit = c.vocabSize * (c.tiedEmbeddings ? 1 : 2) + 2 * c.nLayers + 1
-        for l in 0..<c.nLayers {
-            let q = c.nHead[l] * c.headDim, kv = c.nKVHead[l] * c.headDim
-            perUnit += q + 2 * kv + q + 3 * c.ffnDim[l]
-        }
-        let units = (0..<c.hiddenSize).map { j -> PruneUnit in
-            let r = j..<(j + 1)
-            var s = [TensorSlice(TensorNames.tokenEmbedding, axis: 1, r), TensorSlice(TensorNames.outputNorm, axis: 0, r)]
-            if !c.tiedEmbeddings { s.append(TensorSlice(TensorNames.output, axis: 1, r)) }
-            for l in 0..<c.nLayers {
-                s += [TensorSlice(TensorNames.attnNorm(l), axis: 0, r), TensorSlice(TensorNames.ffnNorm(l), axis: 0, r),
-                      TensorSlice(TensorNames.attnQ(l), axis: 1, r), TensorSlice(TensorNames.attnK(l), axis: 1, r),
-                      TensorSlice(TensorNames.attnV(l), axis: 1, r), TensorSlice(TensorNames.attnOutput(l), axis: 0, r),
-                      TensorSlice(TensorNames.ffnGate(l), axis: 1, r), TensorSlice(TensorNames.ffnUp(l), axis: 1, r),
-                      TensorSlice(TensorNames.ffnDown(l), axis: 0, r)]
-            }
-            return PruneUnit(slices: s, parameterCount: perUnit)
-        }
-        return PruneGroup(kind: .hiddenChannel, layer: nil, units: units)
     }
 }
