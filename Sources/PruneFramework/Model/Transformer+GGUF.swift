@@ -1,16 +1,14 @@
 import Foundation
 
 extension ModelConfig {
-    /// Reads the config from GGUF metadata of architecture `llama` (uniform widths) or `deci`
-    /// (per-layer arrays `deci.attention.head_count`, `..._kv`, `deci.feed_forward_length`).
+    /// Reads the config from GGUF metadata: `ARCH.block_count`, `ARCH.attention.head_count` (a number,
+    /// or a per-layer array as `deci` files hold), ... for a registered architecture (`Architectures`).
     public init(gguf f: GGUFFile) throws {
         let file = (f.path as NSString).lastPathComponent
         guard let arch = f["general.architecture"]?.string else {
             throw PruneError(.badFormat, "GGUF file '\(file)': metadata key 'general.architecture' is missing")
         }
-        guard arch == "llama" || arch == "deci" else {
-            throw PruneError(.unsupported, "GGUF file '\(file)': architecture '\(arch)' is not supported; supported: llama, deci")
-        }
+        let architecture = try Architectures.forGGUF(arch, file: file)
         func int(_ key: String) throws -> Int {
             guard let v = f["\(arch).\(key)"]?.int else {
                 throw PruneError(.badFormat, "GGUF file '\(file)': metadata key '\(arch).\(key)' is missing or not an integer")
@@ -51,7 +49,8 @@ extension ModelConfig {
                   contextLength: f["\(arch).context_length"]?.int ?? 2048,
                   tiedEmbeddings: f.tensor(named: TensorNames.output) == nil,
                   bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int,
-                  eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int)
+                  eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int,
+                  architecture: architecture.name, attentionBias: architecture.attentionBias)
         do { try validate() } catch let e as PruneError {
             throw PruneError(e.code, "GGUF file '\(file)': \(e.message)")
         }

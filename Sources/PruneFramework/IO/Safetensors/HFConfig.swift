@@ -175,11 +175,9 @@ public struct HFConfig: Codable, Sendable, Equatable {
     /// The model config, validated; throws a PruneError naming the offending key.
     public func modelConfig() throws -> ModelConfig {
         func bad(_ what: String, _ code: PruneError.Code = .badFormat) -> PruneError { PruneError(code, "config.json: \(what)") }
-        if let a = architectures, !a.contains("LlamaForCausalLM") {
-            throw bad("architectures '\(a)' do not include 'LlamaForCausalLM'; only LLaMA-family models are supported", .unsupported)
-        }
-        if let t = modelType, t != "llama" {
-            throw bad("model_type '\(t)' is not supported; supported: llama", .unsupported)
+        let architecture = try Architectures.forHF(architectures: architectures, modelType: modelType)
+        if let t = modelType, t != architecture.hfModelType {
+            throw bad("model_type '\(t)' does not match architectures '\(architectures ?? [])' (expected '\(architecture.hfModelType)')", .unsupported)
         }
         if let act = hiddenAct, act != "silu" {
             throw bad("hidden_act '\(act)' is not supported; supported: silu", .unsupported)
@@ -215,7 +213,8 @@ public struct HFConfig: Codable, Sendable, Equatable {
             ffnDim: try perLayer(p?.intermediateSize, intermediateSize, "intermediate_size"),
             ropeBase: Float(ropeTheta ?? 10000), rmsEps: Float(rmsNormEps ?? 1e-6),
             contextLength: maxPositionEmbeddings ?? 2048, tiedEmbeddings: tieWordEmbeddings ?? false,
-            bosTokenId: bosTokenId, eosTokenId: eosTokenId)
+            bosTokenId: bosTokenId, eosTokenId: eosTokenId, architecture: architecture.name,
+            attentionBias: architecture.attentionBias)
         do { try config.validate() } catch let e as PruneError {
             throw PruneError(e.code, "config.json: \(e.message)")
         }

@@ -1,6 +1,6 @@
-/// Hugging Face `LlamaForCausalLM` tensor names and the RoPE row layout they use.
+/// Hugging Face tensor names (`Architecture.hfName`) and the RoPE row layout they use.
 ///
-/// Names map one to one onto the canonical GGUF names of `TensorNames`:
+/// For `LlamaForCausalLM` names map one to one onto the canonical GGUF names of `TensorNames`:
 ///
 /// | Hugging Face | canonical |
 /// |---|---|
@@ -19,56 +19,28 @@
 /// `h·hd + 2i + j` is Hugging Face row `h·hd + j·hd/2 + i` (`j` ∈ {0, 1}). Models here hold the
 /// GGUF layout: loading applies `hfToGGUF`, saving applies `ggufToHF`.
 public enum HFNames {
-    private static let layerPrefix = "model.layers."
-    /// (Hugging Face suffix after `model.layers.{l}.`, canonical suffix after `blk.{l}.`).
-    private static let layerSuffixes: [(hf: String, gguf: String)] = [
-        ("input_layernorm.weight", "attn_norm.weight"),
-        ("self_attn.q_proj.weight", "attn_q.weight"),
-        ("self_attn.k_proj.weight", "attn_k.weight"),
-        ("self_attn.v_proj.weight", "attn_v.weight"),
-        ("self_attn.o_proj.weight", "attn_output.weight"),
-        ("post_attention_layernorm.weight", "ffn_norm.weight"),
-        ("mlp.gate_proj.weight", "ffn_gate.weight"),
-        ("mlp.up_proj.weight", "ffn_up.weight"),
-        ("mlp.down_proj.weight", "ffn_down.weight"),
-    ]
-    private static let globals: [(hf: String, gguf: String)] = [
-        ("model.embed_tokens.weight", TensorNames.tokenEmbedding),
-        ("model.norm.weight", TensorNames.outputNorm),
-        ("lm_head.weight", TensorNames.output),
-    ]
-
-    /// The canonical name of a Hugging Face tensor name, or nil when it is not a LLaMA weight.
-    public static func canonical(hf name: String) -> String? {
-        if let g = globals.first(where: { $0.hf == name }) { return g.gguf }
-        guard let (l, suffix) = split(name, prefix: layerPrefix),
-              let s = layerSuffixes.first(where: { $0.hf == suffix }) else { return nil }
-        return "blk.\(l).\(s.gguf)"
+    /// The canonical name of a Hugging Face tensor name, or nil when it is not a weight of `architecture`.
+    public static func canonical(hf name: String, architecture: any Architecture = LlamaArchitecture()) -> String? {
+        // The layer is the name's first all-digit component (`model.layers.7.…`); global names have none.
+        let layer = name.split(separator: ".").lazy.compactMap { Int($0) }.first ?? 0
+        for role in architecture.roles where architecture.hfName(role, layer: layer) == name {
+            return TensorNames.name(role, layer)
+        }
+        return nil
     }
 
     /// The Hugging Face name of a canonical tensor name, or nil when it has none.
-    public static func hf(canonical name: String) -> String? {
-        if let g = globals.first(where: { $0.gguf == name }) { return g.hf }
-        guard let (l, suffix) = split(name, prefix: "blk."),
-              let s = layerSuffixes.first(where: { $0.gguf == suffix }) else { return nil }
-        return "\(layerPrefix)\(l).\(s.hf)"
-    }
-
-    /// Splits `prefix{l}.rest` into (l, rest).
-    private static func split(_ name: String, prefix: String) -> (Int, String)? {
-        guard name.hasPrefix(prefix) else { return nil }
-        let rest = name.dropFirst(prefix.count)
-        guard let dot = rest.firstIndex(of: "."), let l = Int(rest[..<dot]), l >= 0,
-              String(l) == rest[..<dot] else { return nil }
-        return (l, String(rest[rest.index(after: dot)...]))
+    public static func hf(canonical name: String, architecture: any Architecture = LlamaArchitecture()) -> String? {
+        guard let (layer, role) = TensorNames.parse(name), architecture.roles.contains(role) else { return nil }
+        return architecture.hfName(role, layer: layer ?? 0)
     }
 
     /// The number of heads whose rows are permuted for a canonical name (q: nHead, k: nKVHead), or nil.
     static func ropeHeads(canonical name: String, config c: ModelConfig) -> Int? {
-        guard let (l, suffix) = split(name, prefix: "blk."), l < c.nLayers else { return nil }
-        switch suffix {
-        case "attn_q.weight": return c.nHead[l]
-        case "attn_k.weight": return c.nKVHead[l]
+        guard case let (l?, role)? = TensorNames.parse(name), l < c.nLayers else { return nil }
+        switch role {
+        case .attnQ: return c.nHead[l]
+        case .attnK: return c.nKVHead[l]
         default: return nil
         }
     }

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import PruneFramework
+
+/// Architectures are registered by name; a GGUF file or a Hugging Face config finds its own, and an
+/// unknown one is named with the supported ones. A third architecture is one struct.
+@Suite struct ArchitectureTests {
+    /// A LLaMA-shaped architecture with its own GGUF and Hugging Face names: what adding one takes.
+    struct ToyArchitecture: Architecture {
+        let name = "toy"
+        let ggufNames = ["toy"]
+        let hfArchitectures = ["ToyForCausalLM"]
+        let hfModelType = "toy"
+        let attentionBias = false
+        let ggufRoPE = RoPELayout.adjacentPairs
+        func hfName(_ role: TensorRole, layer l: Int) -> String {
+            role == .output ? "toy_head.weight" : LlamaArchitecture().hfName(role, layer: l).replacingOccurrences(of: "model.", with: "toy.")
+        }
+    }
+
+    @Test func builtInsAreFoundByEveryName() throws {
+        #expect(try Architectures.named("llama").name == "llama")
+        #expect(try Architectures.forGGUF("deci", file: "f.gguf").name == "llama")
+        #expect(try Architectures.forHF(architectures: ["LlamaForCausalLM"], modelType: "llama").name == "llama")
+        #expect(try Architectures.forHF(architectures: nil, modelType: nil).name == "llama")
+    }
+
+    @Test func unknownArchitecturesAreNamedWithTheSupportedOnes() throws {
+        let g = try #require(throws: PruneError.self) { try Architectures.forGGUF("mamba", file: "m.gguf") }
+        #expect(g.code == .unsupported && g.message.contains("GGUF file 'm.gguf': architecture 'mamba' is not supported; supported: llama, deci"), "\(g.message)")
+        let h = try #require(throws: PruneError.self) { try Architectures.forHF(architectures: ["GPT2LMHeadModel"], modelType: "gpt2") }
+        #expect(h.message.contains("architectures '[\"GPT2LMHeadModel\"]' is not supported; supported: LlamaForCausalLM"), "\(h.message)")
+        #expect(throws: PruneError.self) { try Architectures.named("mamba") }
+    }
+
+    @Test func hfNamesMapBothWaysAndBiasesOnlyWhereTheArchitectureHasThem() {
+        #expect(HFNames.canonical(hf: "model.layers.7.mlp.down_proj.weight") == "blk.7.ffn_down.weight")
+        #expect(HFNames.hf(canonical: "blk.7.attn_output.weight") == "model.layers.7.self_attn.o_proj.weight")
+        #expect(HFNames.canonical(hf: "model.layers.0.self_attn.q_proj.bias") == nil)
+        #expect(HFNames.hf(canonical: "blk.0.attn_q.bias") == nil)
+        #expect(HFNames.canonical(hf: "lm_head.weight") == "output.weight")
+    }
+
+    @Test func aRegisteredArchitectureLoadsItsOwnFiles() throws {
+        Architectures.register(ToyArchitecture())
+        let toy = try Architectures.forGGUF("toy", file: "t.gguf")
+        #expect(toy.name == "toy")
+        #expect(HFNames.canonical(hf: "toy.layers.2.mlp.up_proj.weight", architecture: toy) == "blk.2.ffn_up.weight")
+        #expect(HFNames.hf(canonical: "output.weight", architecture: toy) == "toy_head.weight")
+        // A GGUF of architecture "toy": the llama keys under the "toy." prefix.
+        let c = tinyConfig(layers: 2)
+        let model = try Transformer(randomWith: ModelConfig(vocabSize: c.vocabSize, hiddenSize: 16, nLayers: 2, headDim: 4,
+                                                            nHead: [4, 4], nKVHead: [2, 2], ffnDim: [24, 24]), seed: 3)
+        var w = GGUFWriter()
+        for (k, v) in try model.ggufMetadata(type: .f32, source: nil, name: "toy") {
+            w.set(k == "general.architecture" ? k : k.replacingOccurrences(of: "llama.", with: "toy."), k == "general.architecture" ? .string("toy") : v)
+        }
+        for (name, shape) in TensorNames.layout(for: model.config) {
+            try w.addTensor(name: name, shape: shape, data: Array(model.params.view(name)), type: .f32)
+        }
+        let path = NSTemporaryDirectory() + "prune-toy-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try w.write(to: path)
+        let loaded = try Transformer(path: path)
+        #expect(loaded.config.architecture == "toy" && loaded.config.nHead == [4, 4])
+        let t: [Int32] = [1, 2, 3, 4]
+        #expect(try loaded.logits(tokens: t, batch: 1, seqLen: 4) == (try model.logits(tokens: t, batch: 1, seqLen: 4)))
+    }
+}
