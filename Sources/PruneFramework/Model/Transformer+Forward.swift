@@ -27,13 +27,9 @@ extension Transformer {
             for r in 0..<N { (xb.baseAddress! + r * D).update(from: emb + Int(tokens[r]) * D, count: D) }
         }
         let table = ropeTables(upTo: startPos + T)
-        var h = [Float](repeating: 0, count: N * D)
         for l in 0..<c.nLayers {
             x.withUnsafeMutableBufferPointer { xb in
-                h.withUnsafeMutableBufferPointer { hb in
-                    block(l, x: xb.baseAddress!, h: hb.baseAddress!, B: B, T: T, startPos: startPos,
-                          cache: cache, rope: table, observer: observer)
-                }
+                block(l, x: xb.baseAddress!, B: B, T: T, startPos: startPos, cache: cache, rope: table, observer: observer)
             }
         }
         cache?.advance(by: T)
@@ -125,12 +121,9 @@ extension Transformer {
             return x
         }
         let table = ropeTables(upTo: T)
-        var h = [Float](repeating: 0, count: batch * T * D)
         func run(_ l: Int, _ x: inout [Float], _ B: Int, _ observer: ForwardObserver?) {
             x.withUnsafeMutableBufferPointer { xb in
-                h.withUnsafeMutableBufferPointer { hb in
-                    block(l, x: xb.baseAddress!, h: hb.baseAddress!, B: B, T: T, startPos: 0, cache: nil, rope: table, observer: observer)
-                }
+                block(l, x: xb.baseAddress!, B: B, T: T, startPos: 0, cache: nil, rope: table, observer: observer)
             }
         }
         for l in 0..<config.nLayers {
@@ -161,61 +154,57 @@ extension Transformer {
         }
     }
 
-    /// One decoder block, in place on the residual stream x (N × D); h is N × D scratch.
-    private func block(_ l: Int, x: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, B: Int, T: Int,
-                       startPos: Int, cache: KVCache?, rope: RoPETable, observer: ForwardObserver?) {
-        let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
-        let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l]
-        let qDim = nH * hd, kvDim = nKV * hd
-        func see(_ site: ActivationSite, _ p: UnsafeMutablePointer<Float>, _ cols: Int) {
-            observer?.observe(layer: l, site: site, activations: UnsafeBufferPointer(start: p, count: N * cols), rows: N, cols: cols)
-        }
-        see(.blockInput, x, D)
-        rmsnormForward(h, nil, x, params.pointer(TensorNames.attnNorm(l)), rows: N, dim: D, eps: c.rmsEps)
-        see(.attnInput, h, D)
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: N * qDim)
-        let att = UnsafeMutablePointer<Float>.allocate(capacity: N * qDim)
-        let kNew = UnsafeMutablePointer<Float>.allocate(capacity: N * kvDim)
-        let vNew = UnsafeMutablePointer<Float>.allocate(capacity: N * kvDim)
-        defer { q.deallocate(); att.deallocate(); kNew.deallocate(); vNew.deallocate() }
-        Matmul.xwt(q, h, packed(TensorNames.attnQ(l)), m: N)
-        Matmul.xwt(kNew, h, packed(TensorNames.attnK(l)), m: N)
-        Matmul.xwt(vNew, h, packed(TensorNames.attnV(l)), m: N)
-        rope.cos.withUnsafeBufferPointer { cb in
-            rope.sin.withUnsafeBufferPointer { sb in
-                let pos = { (r: Int) in startPos + r % T }
-                ropeForward(q, rows: N, nHeads: nH, headDim: hd, positions: pos, cos: cb.baseAddress!, sin: sb.baseAddress!)
-                ropeForward(kNew, rows: N, nHeads: nKV, headDim: hd, positions: pos, cos: cb.baseAddress!, sin: sb.baseAddress!)
-            }
-        }
-        var keys = UnsafePointer(kNew), values = UnsafePointer(vNew), S = T
+    /// One decoder block of the f32 forward, in place on the residual stream x (B·T × D).
+    func block(_ l: Int, x: UnsafeMutablePointer<Float>, B: Int, T: Int, startPos: Int, cache: KVCache?,
+               rope: RoPETable, observer: ForwardObserver?) {
+        let kernels = F32Kernels(model: self, rope: rope, startPos: startPos, cache: cache, observer: observer)
+        decoderBlock(kernels, layer: l, x: x, B: B, T: T, positions: { startPos + $0 % T },
+                     into: LayerActivations(config, layer: l, B: B, T: T, keeps: false))
+    }
+}
+
+/// The f32 forward's kernels: packed matmuls, KV cache for incremental decoding, causal attention
+/// that skips masked tiles and keeps no probabilities, and an observer that sees the activations.
+struct F32Kernels: BlockKernels {
+    let model: Transformer
+    let rope: RoPETable
+    let startPos: Int
+    let cache: KVCache?
+    let observer: ForwardObserver?
+    var config: ModelConfig { model.config }
+
+    func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>?,
+              _ x: UnsafePointer<Float>, rows: Int) {
+        rmsnormForward(out, rstd, x, model.params.pointer(TensorNames.name(role, l)), rows: rows, dim: config.hiddenSize, eps: config.rmsEps)
+    }
+
+    func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int) {
+        Matmul.xwt(y, x, model.packed(TensorNames.name(role, l)), m: m)
+    }
+
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, m: Int) {
+        Matmul.xwt(x, input, model.packed(TensorNames.name(role, l)), m: m, accumulate: true)
+    }
+
+    func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: (Int) -> Int) {
+        rope.rotate(x, rows: rows, heads: heads, positions: positions)
+    }
+
+    func attention(_ l: Int, out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                   v: UnsafePointer<Float>, B: Int, T: Int, probs: UnsafeMutablePointer<Float>?) {
+        let c = config, hd = c.headDim, nH = c.nHead[l], nKV = c.nKVHead[l], kvDim = nKV * hd
+        var keys = k, values = v, S = T
         if let cache {
-            (cache.keys[l] + startPos * kvDim).update(from: kNew, count: T * kvDim)
-            (cache.values[l] + startPos * kvDim).update(from: vNew, count: T * kvDim)
+            (cache.keys[l] + startPos * kvDim).update(from: k, count: T * kvDim)
+            (cache.values[l] + startPos * kvDim).update(from: v, count: T * kvDim)
             keys = UnsafePointer(cache.keys[l])
             values = UnsafePointer(cache.values[l])
             S = startPos + T
         }
-        let group = nH / nKV
-        DispatchQueue.concurrentPerform(iterations: B * nKV) { job in
-            let b = job / nKV, g = job % nKV
-            attentionForward(out: att + b * T * qDim, outStride: qDim, q: q + b * T * qDim, qStride: qDim,
-                             k: keys + b * S * kvDim + g * hd, v: values + b * S * kvDim + g * hd, kvStride: kvDim,
-                             T: T, S: S, firstHead: g * group, groupSize: group, headDim: hd)
-        }
-        see(.attnOutputInput, att, qDim)
-        Matmul.xwt(x, att, packed(TensorNames.attnOutput(l)), m: N, accumulate: true)
+        groupedAttention(out: out, q: q, k: keys, v: values, B: B, T: T, S: S, heads: nH, kvHeads: nKV, headDim: hd, probs: nil)
+    }
 
-        rmsnormForward(h, nil, x, params.pointer(TensorNames.ffnNorm(l)), rows: N, dim: D, eps: c.rmsEps)
-        see(.mlpInput, h, D)
-        let gate = UnsafeMutablePointer<Float>.allocate(capacity: N * F)
-        let up = UnsafeMutablePointer<Float>.allocate(capacity: N * F)
-        defer { gate.deallocate(); up.deallocate() }
-        Matmul.xwt(gate, h, packed(TensorNames.ffnGate(l)), m: N)
-        Matmul.xwt(up, h, packed(TensorNames.ffnUp(l)), m: N)
-        swigluForward(gate, gate, up, count: N * F)
-        see(.mlpIntermediate, gate, F)
-        Matmul.xwt(x, gate, packed(TensorNames.ffnDown(l)), m: N, accumulate: true)
-        see(.blockOutput, x, D)
+    func observe(_ l: Int, _ site: ActivationSite, _ a: UnsafePointer<Float>, rows: Int, cols: Int) {
+        observer?.observe(layer: l, site: site, activations: UnsafeBufferPointer(start: a, count: rows * cols), rows: rows, cols: cols)
     }
 }

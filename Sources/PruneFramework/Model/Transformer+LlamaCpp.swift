@@ -99,55 +99,72 @@ extension Transformer {
         }
     }
 
-    /// A Q4_1 linear layer of `numerics` (present for every linear layer after `check`).
-    private func q4_1(_ numerics: LlamaCppNumerics, _ name: String) -> Q4_1Weight {
-        guard let w = numerics.weights[name] else { preconditionFailure("llama.cpp numerics: no weight \(name)") }
-        return w
-    }
-
     /// One decoder block in place on the residual stream x (B·T × D).
     private func llamaCppBlock(_ l: Int, x: UnsafeMutablePointer<Float>, B: Int, T: Int, rope: GGMLRoPETable,
                                numerics: LlamaCppNumerics) {
-        let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
-        let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l]
-        let h = UnsafeMutablePointer<Float>.allocate(capacity: N * max(D, nH * hd))
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: N * nH * hd)
-        let k = UnsafeMutablePointer<Float>.allocate(capacity: N * nKV * hd)
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: N * nKV * hd)
-        let o = UnsafeMutablePointer<Float>.allocate(capacity: N * D)
-        let gate = UnsafeMutablePointer<Float>.allocate(capacity: N * F)
-        let up = UnsafeMutablePointer<Float>.allocate(capacity: N * F)
-        defer {
-            h.deallocate(); q.deallocate(); k.deallocate(); v.deallocate(); o.deallocate(); gate.deallocate(); up.deallocate()
-        }
+        decoderBlock(LlamaCppKernels(model: self, numerics: numerics, rope: rope), layer: l, x: x, B: B, T: T,
+                     positions: { $0 % T }, into: LayerActivations(config, layer: l, B: B, T: T, keeps: false))
+    }
+}
 
-        ggmlRMSNorm(h, x, params.pointer(TensorNames.attnNorm(l)), rows: N, dim: D, eps: c.rmsEps)
-        q4_1Matmul(q, h, q4_1(numerics, TensorNames.attnQ(l)), m: N)
-        q4_1Matmul(k, h, q4_1(numerics, TensorNames.attnK(l)), m: N)
-        q4_1Matmul(v, h, q4_1(numerics, TensorNames.attnV(l)), m: N)
-        rope.apply(q, rows: N, heads: nH, positions: T)
-        rope.apply(k, rows: N, heads: nKV, positions: T)
+/// llama.cpp's CPU arithmetic for one block (see `LlamaCppNumerics`): ggml's RMSNorm, Q4_1·Q8_1 dots,
+/// ggml's RoPE, Q/K/V stored as f16, its attention and SiLU, and the residual added after each matmul.
+struct LlamaCppKernels: BlockKernels {
+    let model: Transformer
+    let numerics: LlamaCppNumerics
+    let rope: GGMLRoPETable
+    var config: ModelConfig { model.config }
+
+    /// A Q4_1 linear layer of `numerics` (present for every linear layer after `check`).
+    private func weight(_ role: TensorRole, _ l: Int) -> Q4_1Weight {
+        guard let w = numerics.weights[TensorNames.name(role, l)] else { preconditionFailure("llama.cpp numerics: no weight \(role) in layer \(l)") }
+        return w
+    }
+
+    func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>?,
+              _ x: UnsafePointer<Float>, rows: Int) {
+        ggmlRMSNorm(out, x, model.params.pointer(TensorNames.name(role, l)), rows: rows, dim: config.hiddenSize, eps: config.rmsEps)
+    }
+
+    func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int) {
+        q4_1Matmul(y, x, weight(role, l), m: m)
+    }
+
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, m: Int) {
+        let D = config.hiddenSize
+        let o = UnsafeMutablePointer<Float>.allocate(capacity: m * D)
+        defer { o.deallocate() }
+        q4_1Matmul(o, input, weight(role, l), m: m)
+        for i in 0..<(m * D) { x[i] += o[i] }
+    }
+
+    func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: (Int) -> Int) {
+        rope.apply(x, rows: rows, heads: heads, positions: positions)
+    }
+
+    func store(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, layer l: Int, rows: Int) {
         // K and V go to the f16 cache; mul_mat converts Q to f16.
-        for i in 0..<(N * nH * hd) { q[i] = halfRounded(q[i]) }
-        for i in 0..<(N * nKV * hd) { k[i] = halfRounded(k[i]); v[i] = halfRounded(v[i]) }
+        let hd = config.headDim
+        for i in 0..<(rows * config.nHead[l] * hd) { q[i] = halfRounded(q[i]) }
+        for i in 0..<(rows * config.nKVHead[l] * hd) { k[i] = halfRounded(k[i]); v[i] = halfRounded(v[i]) }
+    }
+
+    func attention(_ l: Int, out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                   v: UnsafePointer<Float>, B: Int, T: Int, probs: UnsafeMutablePointer<Float>?) {
+        let hd = config.headDim, nH = config.nHead[l], nKV = config.nKVHead[l]
         DispatchQueue.concurrentPerform(iterations: B * nH) { job in
             let b = job / nH, head = job % nH, g = head / (nH / nKV)
-            llamaCppAttention(out: h + b * T * nH * hd + head * hd, outStride: nH * hd,
+            llamaCppAttention(out: out + b * T * nH * hd + head * hd, outStride: nH * hd,
                               q: q + b * T * nH * hd + head * hd, qStride: nH * hd,
                               k: k + b * T * nKV * hd + g * hd, v: v + b * T * nKV * hd + g * hd, kvStride: nKV * hd,
                               T: T, headDim: hd)
         }
-        q4_1Matmul(o, h, q4_1(numerics, TensorNames.attnOutput(l)), m: N)
-        for i in 0..<(N * D) { x[i] += o[i] }
+    }
 
-        ggmlRMSNorm(h, x, params.pointer(TensorNames.ffnNorm(l)), rows: N, dim: D, eps: c.rmsEps)
-        q4_1Matmul(gate, h, q4_1(numerics, TensorNames.ffnGate(l)), m: N)
-        q4_1Matmul(up, h, q4_1(numerics, TensorNames.ffnUp(l)), m: N)
-        DispatchQueue.concurrentPerform(iterations: N) { r in
-            for i in (r * F)..<((r + 1) * F) { gate[i] = ggmlSiLU(gate[i]) * up[i] }
+    func swiglu(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        DispatchQueue.concurrentPerform(iterations: (count + 4095) / 4096) { chunk in
+            for i in (chunk * 4096)..<min(count, chunk * 4096 + 4096) { out[i] = ggmlSiLU(gate[i]) * up[i] }
         }
-        q4_1Matmul(o, gate, q4_1(numerics, TensorNames.ffnDown(l)), m: N)
-        for i in 0..<(N * D) { x[i] += o[i] }
     }
 }
 
@@ -195,13 +212,13 @@ struct GGMLRoPETable {
         sin = s
     }
 
-    /// Rotates x (rows × heads·headDim, row r at position r mod `positions`) in place:
+    /// Rotates x (rows × heads·headDim, row r at position `positions(r)`) in place:
     /// x0' = fma(x0, cos, −x1·sin), x1' = fma(x0, sin, x1·cos), as the compiled ggml computes them.
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: Int) {
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: (Int) -> Int) {
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
                 for r in 0..<rows {
-                    let cp = cb.baseAddress! + (r % positions) * half, sp = sb.baseAddress! + (r % positions) * half
+                    let cp = cb.baseAddress! + positions(r) * half, sp = sb.baseAddress! + positions(r) * half
                     for h in 0..<heads {
                         let v = x + (r * heads + h) * 2 * half
                         for i in 0..<half {

@@ -113,7 +113,7 @@ public final class Backprop<E: KernelScalar> {
     // MARK: - Linear layers
 
     /// y (N × n) = x·Wᵀ (+ the adapter's path), W = the named n × k weight.
-    private func linearForward(_ name: String, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int,
+    func linearForward(_ name: String, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int,
                                n: Int, k: Int, accumulate: Bool = false) {
         E.xwt(y, x, tensors.weight(name), m: m, n: n, k: k, accumulate: accumulate)
         adapters[name]?.forward(y, x, m: m)
@@ -130,36 +130,8 @@ public final class Backprop<E: KernelScalar> {
     // MARK: - Blocks
 
     private func blockForward(_ l: Int, x: UnsafeMutablePointer<E>, B: Int, T: Int, rope: RoPETable) -> LayerActivations<E> {
-        let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
-        let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l], qDim = nH * hd, kvDim = nKV * hd
-        let a = LayerActivations<E>(N: N, D: D, qDim: qDim, kvDim: kvDim, F: F, probs: B * nH * T * T)
-        a.xIn.p.update(from: x, count: N * D)
-        rmsnormForward(a.h1.p, a.rstd1.p, x, tensors.weight(TensorNames.attnNorm(l)), rows: N, dim: D, eps: E(c.rmsEps))
-        linearForward(TensorNames.attnQ(l), a.q.p, a.h1.p, m: N, n: qDim, k: D)
-        linearForward(TensorNames.attnK(l), a.k.p, a.h1.p, m: N, n: kvDim, k: D)
-        linearForward(TensorNames.attnV(l), a.v.p, a.h1.p, m: N, n: kvDim, k: D)
-        rope.cos.withUnsafeBufferPointer { cb in
-            rope.sin.withUnsafeBufferPointer { sb in
-                ropeForward(a.q.p, rows: N, nHeads: nH, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
-                ropeForward(a.k.p, rows: N, nHeads: nKV, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
-            }
-        }
-        let group = nH / nKV
-        let q = a.q.p, k = a.k.p, v = a.v.p, att = a.att.p, probs = a.probs.p
-        DispatchQueue.concurrentPerform(iterations: B * nKV) { job in
-            let b = job / nKV, g = job % nKV
-            attentionForward(out: att + b * T * qDim, outStride: qDim, q: q + b * T * qDim, qStride: qDim,
-                             k: k + b * T * kvDim + g * hd, v: v + b * T * kvDim + g * hd, kvStride: kvDim,
-                             probs: probs + (b * nH + g * group) * T * T,
-                             T: T, S: T, firstHead: g * group, groupSize: group, headDim: hd)
-        }
-        linearForward(TensorNames.attnOutput(l), x, a.att.p, m: N, n: D, k: qDim, accumulate: true)
-        a.xMid.p.update(from: x, count: N * D)
-        rmsnormForward(a.h2.p, a.rstd2.p, x, tensors.weight(TensorNames.ffnNorm(l)), rows: N, dim: D, eps: E(c.rmsEps))
-        linearForward(TensorNames.ffnGate(l), a.gate.p, a.h2.p, m: N, n: F, k: D)
-        linearForward(TensorNames.ffnUp(l), a.up.p, a.h2.p, m: N, n: F, k: D)
-        swigluForward(a.act.p, a.gate.p, a.up.p, count: N * F)
-        linearForward(TensorNames.ffnDown(l), x, a.act.p, m: N, n: D, k: F, accumulate: true)
+        let a = LayerActivations<E>(config, layer: l, B: B, T: T, keeps: true)
+        decoderBlock(TrainingKernels(backprop: self, rope: rope), layer: l, x: x, B: B, T: T, positions: { $0 % T }, into: a)
         return a
     }
 
@@ -203,34 +175,36 @@ public final class Backprop<E: KernelScalar> {
     }
 }
 
-/// What one block's backward needs from its forward.
-final class LayerActivations<E: KernelScalar> {
-    let xIn, rstd1, h1, q, k, v, probs, att, xMid, rstd2, h2, gate, up, act: Buffer<E>
+/// The training forward's kernels: weights and LoRA adapters from the `Backprop`, in Float or Double,
+/// attention that keeps its probabilities for the backward.
+struct TrainingKernels<E: KernelScalar>: BlockKernels {
+    let backprop: Backprop<E>
+    let rope: RoPETable
+    var config: ModelConfig { backprop.config }
 
-    init(N: Int, D: Int, qDim: Int, kvDim: Int, F: Int, probs nProbs: Int) {
-        xIn = Buffer(N * D); rstd1 = Buffer(N); h1 = Buffer(N * D)
-        q = Buffer(N * qDim); k = Buffer(N * kvDim); v = Buffer(N * kvDim)
-        probs = Buffer(nProbs); att = Buffer(N * qDim)
-        xMid = Buffer(N * D); rstd2 = Buffer(N); h2 = Buffer(N * D)
-        gate = Buffer(N * F); up = Buffer(N * F); act = Buffer(N * F)
+    func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<E>, _ rstd: UnsafeMutablePointer<E>?,
+              _ x: UnsafePointer<E>, rows: Int) {
+        rmsnormForward(out, rstd, x, backprop.tensors.weight(TensorNames.name(role, l)), rows: rows, dim: config.hiddenSize,
+                       eps: E(config.rmsEps))
     }
 
-    /// An empty placeholder (frees a layer's activations once its backward is done).
-    convenience init() { self.init(N: 0, D: 0, qDim: 0, kvDim: 0, F: 0, probs: 0) }
-
-    var bytes: Int {
-        [xIn, rstd1, h1, q, k, v, probs, att, xMid, rstd2, h2, gate, up, act].reduce(0) { $0 + $1.count } * MemoryLayout<E>.stride
+    func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int) {
+        let s = TensorNames.shape(role, l, config)
+        backprop.linearForward(TensorNames.name(role, l), y, x, m: m, n: s[0], k: s[1])
     }
-}
 
-/// A zeroed heap buffer freed with its owner.
-final class Buffer<E> {
-    let p: UnsafeMutablePointer<E>
-    let count: Int
-    init(_ count: Int) where E: Numeric {
-        self.count = count
-        p = .allocate(capacity: max(count, 1))
-        p.initialize(repeating: 0, count: max(count, 1))
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<E>, _ input: UnsafePointer<E>, m: Int) {
+        let s = TensorNames.shape(role, l, config)
+        backprop.linearForward(TensorNames.name(role, l), x, input, m: m, n: s[0], k: s[1], accumulate: true)
     }
-    deinit { p.deallocate() }
+
+    func rope(_ x: UnsafeMutablePointer<E>, rows: Int, heads: Int, positions: (Int) -> Int) {
+        rope.rotate(x, rows: rows, heads: heads, positions: positions)
+    }
+
+    func attention(_ l: Int, out: UnsafeMutablePointer<E>, q: UnsafePointer<E>, k: UnsafePointer<E>, v: UnsafePointer<E>,
+                   B: Int, T: Int, probs: UnsafeMutablePointer<E>?) {
+        groupedAttention(out: out, q: q, k: k, v: v, B: B, T: T, S: T, heads: config.nHead[l], kvHeads: config.nKVHead[l],
+                         headDim: config.headDim, probs: probs)
+    }
 }
