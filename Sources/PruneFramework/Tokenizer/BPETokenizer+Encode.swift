@@ -6,13 +6,13 @@ extension BPETokenizer {
         var out: [Int32] = []
         out.reserveCapacity(text.count / 3 + 1)
         var scratch = Scratch()
-        guard parseSpecial && !specials.isEmpty else {
+        guard specials.hasCandidates(parseSpecial: parseSpecial) else {
             encodeOrdinary(text, 0, text.count, scratch: &scratch, into: &out)
             return out
         }
         var start = 0, i = 0
         while i < text.count {
-            if let (length, id) = specials.match(text, at: i) {
+            if let (length, id) = specials.match(text, at: i, parseSpecial: parseSpecial) {
                 encodeOrdinary(text, start, i, scratch: &scratch, into: &out)
                 out.append(id)
                 i += length
@@ -105,29 +105,43 @@ extension BPETokenizer {
     }
 }
 
-/// Finds control and user-defined tokens in UTF-8 text: leftmost first, then longest.
+/// Finds special tokens in UTF-8 text: leftmost first, then longest.
+///
+/// As in llama.cpp (`tokenizer_st_partition`) and Hugging Face, user-defined tokens (added tokens
+/// that are not special, such as Qwen2.5's `<tool_call>`) are matched always; control tokens
+/// (`<|im_start|>`) only when special tokens are parsed.
 struct SpecialTokenMatcher: Sendable {
-    /// Candidates by first byte, longest first.
-    let byFirstByte: [[(bytes: [UInt8], id: Int32)]]
-    /// Whether there are no special tokens.
-    let isEmpty: Bool
+    /// A special token: its bytes, id, and whether it is matched without `parseSpecial`.
+    typealias Candidate = (bytes: [UInt8], id: Int32, always: Bool)
 
-    init(_ tokens: [(bytes: [UInt8], id: Int32)]) {
-        var table = [[(bytes: [UInt8], id: Int32)]](repeating: [], count: 256)
+    /// Candidates by first byte, longest first.
+    let byFirstByte: [[Candidate]]
+    /// The number of candidates, and of those matched without `parseSpecial`.
+    let count: Int, alwaysCount: Int
+
+    init(_ tokens: [Candidate]) {
+        var table = [[Candidate]](repeating: [], count: 256)
         for t in tokens {
             if let first = t.bytes.first { table[Int(first)].append(t) }
         }
         for b in 0..<256 { table[b].sort { $0.bytes.count > $1.bytes.count } }
         byFirstByte = table
-        isEmpty = tokens.isEmpty
+        count = tokens.count
+        alwaysCount = tokens.filter(\.always).count
     }
 
-    /// The length and id of the longest special token that starts at byte `i`, or nil.
+    /// Whether any token can match with this `parseSpecial`.
+    func hasCandidates(parseSpecial: Bool) -> Bool {
+        parseSpecial ? count > 0 : alwaysCount > 0
+    }
+
+    /// The length and id of the longest token that starts at byte `i` and may match with this
+    /// `parseSpecial`, or nil.
     @inline(__always)
-    func match(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> (Int, Int32)? {
+    func match(_ text: UnsafeBufferPointer<UInt8>, at i: Int, parseSpecial: Bool) -> (Int, Int32)? {
         let candidates = byFirstByte[Int(text[i])]
         guard !candidates.isEmpty else { return nil }
-        for c in candidates where c.bytes.count <= text.count - i {
+        for c in candidates where (parseSpecial || c.always) && c.bytes.count <= text.count - i {
             var same = true
             for k in 1..<c.bytes.count where text[i + k] != c.bytes[k] {
                 same = false

@@ -9,7 +9,9 @@ import Foundation
 /// table (`ByteUnicode`) and decodes UTF-8 once at the end, so `decode(encode(s)) == s`.
 ///
 /// Token types follow GGUF's `tokenizer.ggml.token_type`: 1 normal, 2 unknown, 3 control,
-/// 4 user-defined, 5 unused, 6 byte. Control and user-defined tokens are the special tokens.
+/// 4 user-defined, 5 unused, 6 byte. Control and user-defined tokens are the special tokens:
+/// user-defined ones (added tokens such as Qwen2.5's `<tool_call>`) are cut out of every text,
+/// control ones only with `parseSpecial`, as llama.cpp does.
 /// Instances are immutable apart from the pre-token cache and safe to share between threads.
 public final class BPETokenizer: Sendable {
     /// GGUF token type of control tokens (`<|im_start|>`, `<|endoftext|>`, ...).
@@ -27,7 +29,7 @@ public final class BPETokenizer: Sendable {
     let merges: MergeTable
     /// How text is split before merging.
     let preTokenizer: PreTokenizer
-    /// Control and user-defined tokens, matched in the text when `parseSpecial` is set.
+    /// Control and user-defined tokens, matched in the text (control ones only with `parseSpecial`).
     let specials: SpecialTokenMatcher
     /// Pre-token bytes to token ids.
     let cache = PieceCache()
@@ -85,14 +87,14 @@ public final class BPETokenizer: Sendable {
         ids.reserveCapacity(tokens.count)
         var bytesOfToken: [[UInt8]] = []
         bytesOfToken.reserveCapacity(tokens.count)
-        var special: [(bytes: [UInt8], id: Int32)] = []
+        var special: [SpecialTokenMatcher.Candidate] = []
         for (i, t) in tokens.enumerated() {
             ids[t] = Int32(i)
             let type = tokenTypes?[i] ?? 1
             // Unknown, control, user-defined and unused tokens are plain text; the rest byte-level.
             bytesOfToken.append((2...5).contains(type) ? Array(t.utf8) : ByteUnicode.decode(t))
             if (type == Self.controlType || type == Self.userDefinedType) && !t.isEmpty {
-                special.append((Array(t.utf8), Int32(i)))
+                special.append((Array(t.utf8), Int32(i), type == Self.userDefinedType))
             }
         }
         self.tokens = tokens
@@ -107,8 +109,9 @@ public final class BPETokenizer: Sendable {
 
     /// Text to token ids; never adds BOS or EOS.
     ///
-    /// With `parseSpecial`, control and user-defined tokens written in the text (`<|im_end|>`)
-    /// become their ids (leftmost, longest first); without it they are tokenized as ordinary text.
+    /// User-defined tokens written in the text (`<tool_call>`) always become their ids; control
+    /// tokens (`<|im_end|>`) only with `parseSpecial`, and are tokenized as ordinary text without it.
+    /// Matches are taken leftmost, then longest first.
     public func encode(_ text: String, parseSpecial: Bool = false) -> [Int32] {
         var text = text
         return text.withUTF8 { encode(utf8: $0, parseSpecial: parseSpecial) }
