@@ -66,4 +66,56 @@ import Testing
         let t: [Int32] = [1, 2, 3, 4]
         #expect(try loaded.logits(tokens: t, batch: 1, seqLen: 4) == (try model.logits(tokens: t, batch: 1, seqLen: 4)))
     }
+
+    /// A tiny Qwen2 written as a `qwen2` GGUF by hand (the llama keys under the `qwen2.` prefix, q/k/v
+    /// biases, untied head): it loads as Qwen2 and computes what the in-memory model computes.
+    @Test func aQwen2GGUFLoadsWithBiasesAndHalvesRoPE() throws {
+        var c = tinyConfig(layers: 2)
+        c.architecture = "qwen2"
+        c.attentionBias = true
+        c.ropeLayout = .halves
+        c.tiedEmbeddings = false
+        let model = try Transformer(randomWith: c, seed: 4, scale: 0.3)
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("qwen2"))
+        var llama = c
+        (llama.architecture, llama.attentionBias, llama.ropeLayout) = ("llama", false, .adjacentPairs)
+        for (k, v) in try Transformer(randomWith: llama, seed: 4).ggufMetadata(type: .f32, source: nil, name: "q") where k != "general.architecture" {
+            w.set(k.replacingOccurrences(of: "deci.", with: "qwen2.").replacingOccurrences(of: "llama.", with: "qwen2."), v)
+        }
+        for (name, shape) in TensorNames.layout(for: c) {
+            try w.addTensor(name: name, shape: shape, data: Array(model.params.view(name)), type: .f32)
+        }
+        let path = NSTemporaryDirectory() + "prune-qwen2-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try w.write(to: path)
+        let loaded = try Transformer(path: path)
+        #expect(loaded.config.architecture == "qwen2" && loaded.config.attentionBias && loaded.config.ropeLayout == .halves)
+        #expect(loaded.params.entry("blk.1.attn_k.bias")?.shape == [4])
+        let t: [Int32] = [3, 1, 4, 1, 5, 9]
+        #expect(try loaded.logits(tokens: t, batch: 1, seqLen: 6) == (try model.logits(tokens: t, batch: 1, seqLen: 6)))
+        // The writers cannot write Qwen2 yet, and say so.
+        let e = try #require(throws: PruneError.self) { try loaded.writeGGUF(to: path + ".out.gguf") }
+        #expect(e.code == .unsupported && e.message.contains("writing a 'qwen2' model as GGUF is not supported yet"), "\(e.message)")
+        #expect(e.message.contains("output.formats to []"))
+    }
+
+    @Test func aQwen2GGUFWithoutItsBiasesNamesTheMissingTensor() throws {
+        var c = tinyConfig(layers: 1)
+        c.tiedEmbeddings = false
+        let model = try Transformer(randomWith: c, seed: 4)
+        var w = GGUFWriter()
+        for (k, v) in try model.ggufMetadata(type: .f32, source: nil, name: "q") {
+            w.set(k == "general.architecture" ? k : k.replacingOccurrences(of: "deci.", with: "qwen2.").replacingOccurrences(of: "llama.", with: "qwen2."),
+                  k == "general.architecture" ? .string("qwen2") : v)
+        }
+        for (name, shape) in TensorNames.layout(for: c) {
+            try w.addTensor(name: name, shape: shape, data: Array(model.params.view(name)), type: .f32)
+        }
+        let path = NSTemporaryDirectory() + "prune-qwen2-nobias-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try w.write(to: path)
+        let e = try #require(throws: PruneError.self) { try Transformer(path: path) }
+        #expect(e.message.contains("tensor 'blk.0.attn_q.bias' is missing"), "\(e.message)")
+    }
 }

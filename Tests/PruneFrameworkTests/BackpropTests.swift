@@ -75,19 +75,32 @@ import Testing
         Self.check("swiglu dup", analytic: du, numeric: Self.numericGradient(u0) { loss(g0, $0) })
     }
 
-    @Test func rope() {
+    @Test(arguments: [RoPELayout.adjacentPairs, .halves]) func rope(layout: RoPELayout) {
         let rows = 5, heads = 2, hd = 6
         let table = RoPETable(headDim: hd, base: 10000, maxPositions: 16)
         let x0 = Self.random(rows * heads * hd, seed: 7), r = Self.random(rows * heads * hd, seed: 8)
         let pos = { (i: Int) in 3 * i + 1 }
         func loss(_ x: [Double]) -> Double {
             var y = x
-            ropeForward(&y, rows: rows, nHeads: heads, headDim: hd, positions: pos, cos: table.cos, sin: table.sin)
+            ropeForward(&y, rows: rows, nHeads: heads, headDim: hd, positions: pos, cos: table.cos, sin: table.sin, layout: layout)
             return Self.dot(y, r)
         }
         var dx = r
-        ropeBackward(&dx, rows: rows, nHeads: heads, headDim: hd, positions: pos, cos: table.cos, sin: table.sin)
-        Self.check("rope", analytic: dx, numeric: Self.numericGradient(x0, loss))
+        ropeBackward(&dx, rows: rows, nHeads: heads, headDim: hd, positions: pos, cos: table.cos, sin: table.sin, layout: layout)
+        Self.check("rope \(layout)", analytic: dx, numeric: Self.numericGradient(x0, loss))
+    }
+
+    /// The halves layout is the adjacent one with each head's rows reordered (HFNames.hfToGGUF).
+    @Test func ropeHalvesIsAdjacentPairsOnPermutedRows() {
+        let rows = 3, heads = 2, hd = 8
+        let table = RoPETable(headDim: hd, base: 10000, maxPositions: 8)
+        var halves = (0..<(rows * heads * hd)).map { Float($0 % 13) - 6 }
+        var adjacent = halves
+        adjacent.withUnsafeMutableBufferPointer { HFNames.hfToGGUF($0, nHead: rows * heads, headDim: hd, cols: 1) }
+        ropeForward(&halves, rows: rows, nHeads: heads, headDim: hd, positions: { $0 }, cos: table.cos, sin: table.sin, layout: .halves)
+        ropeForward(&adjacent, rows: rows, nHeads: heads, headDim: hd, positions: { $0 }, cos: table.cos, sin: table.sin)
+        halves.withUnsafeMutableBufferPointer { HFNames.hfToGGUF($0, nHead: rows * heads, headDim: hd, cols: 1) }
+        #expect(halves == adjacent)
     }
 
     @Test func causalAttentionWithGQA() {
@@ -260,6 +273,16 @@ import Testing
         var c = tinyConfig(layers: 3, vocab: 23)
         c.tiedEmbeddings = false
         try Self.checkWholeModel(try Transformer(randomWith: c, seed: 6, scale: 0.3), label: "untied")
+    }
+
+    /// Qwen2's block: q/k/v biases (their gradients included) and RoPE on halves.
+    @Test func wholeModelWithBiasesAndHalvesRoPE() throws {
+        var c = tinyConfig(layers: 2, vocab: 21)
+        c.tiedEmbeddings = false
+        c.attentionBias = true
+        c.ropeLayout = .halves
+        c.architecture = "qwen2"
+        try Self.checkWholeModel(try Transformer(randomWith: c, seed: 8, scale: 0.3), label: "qwen2-like")
     }
 
     /// The Float path (C matmul kernels) gives the Double path's gradients to Float precision.

@@ -63,11 +63,4 @@ import Testing
         #expect(hidden.units.reduce(0) { $0 + $1.parameterCount } == all - biases)
         #expect(!hidden.units[0].slices.contains { $0.tensor.hasSuffix(".bias") })
     }
-
-    @Test func aModelWithBiasesIsRefusedUntilTheForwardAppliesThem() throws {
-        var c = tinyConfig(layers: 2)
-        c.attentionBias = true
-        let e = try #require(throws: PruneError.self) { try Transformer(randomWith: c, seed: 1) }
-        #expect(e.code == .unsupported && e.message.contains("attention biases"), "\(e.message)")
-    }
 }

@@ -4,10 +4,12 @@ import TestSupport
 @testable import PruneFramework
 @testable import Strategies
 
-func tinyModel(layers: Int = 3, seed: UInt64 = 1) throws -> Transformer {
+/// A tiny LLaMA, or with `qwen2` a tiny Qwen2 (q/k/v biases, RoPE on halves, untied head).
+func tinyModel(layers: Int = 3, seed: UInt64 = 1, qwen2: Bool = false) throws -> Transformer {
     let c = ModelConfig(vocabSize: 41, hiddenSize: 16, nLayers: layers, headDim: 4,
                         nHead: [Int](repeating: 6, count: layers), nKVHead: [Int](repeating: 3, count: layers),
-                        ffnDim: (0..<layers).map { 20 + 4 * $0 }, contextLength: 64, tiedEmbeddings: true)
+                        ffnDim: (0..<layers).map { 20 + 4 * $0 }, contextLength: 64, tiedEmbeddings: !qwen2,
+                        architecture: qwen2 ? "qwen2" : "llama", attentionBias: qwen2, ropeLayout: qwen2 ? .halves : .adjacentPairs)
     return try Transformer(randomWith: c, seed: seed)
 }
 
@@ -18,9 +20,9 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
 
 @Suite struct GroupingTests {
     /// Every row/column a structure kind touches belongs to exactly one of its units.
-    @Test(arguments: [StructureKind.kvGroup, .mlpChannel, .hiddenChannel])
-    func eachSliceElementIsInExactlyOneUnit(kind: StructureKind) throws {
-        let m = try tinyModel()
+    @Test(arguments: [StructureKind.kvGroup, .mlpChannel, .hiddenChannel], [false, true])
+    func eachSliceElementIsInExactlyOneUnit(kind: StructureKind, qwen2: Bool) throws {
+        let m = try tinyModel(qwen2: qwen2)
         let groups = try LlamaGrouping(structures: [kind]).groups(for: m)
         var seen: [String: [Int]] = [:]  // "tensor/axis" -> hit counts per index
         for g in groups {
@@ -37,7 +39,7 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         for (k, hits) in seen { #expect(hits.allSatisfy { $0 == 1 }, "\(k): \(hits)") }
         if kind == .hiddenChannel {
             // Every matrix of every layer is touched: readers by column, writers by row.
-            #expect(seen.count == 2 + 9 * m.config.nLayers)
+            #expect(seen.count == (qwen2 ? 3 : 2) + 9 * m.config.nLayers)
         }
     }
 
@@ -49,8 +51,8 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         #expect(e.code == .outOfRange && e.message.contains("layers = '[2, 9]'") && e.message.contains("5 layers"), "\(e.message)")
     }
 
-    @Test func unitParameterCountsMatchTheirSlices() throws {
-        let m = try tinyModel()
+    @Test(arguments: [false, true]) func unitParameterCountsMatchTheirSlices(qwen2: Bool) throws {
+        let m = try tinyModel(qwen2: qwen2)
         for g in try LlamaGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: m) {
             for u in g.units {
                 let n = u.slices.reduce(0) { acc, s in
@@ -67,8 +69,8 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
     func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
 
     /// The physically pruned model computes what the dense model computes with those units zeroed.
-    @Test func prunedLogitsEqualMaskedLogits() throws {
-        let dense = try tinyModel(layers: 4, seed: 3)
+    @Test(arguments: [false, true]) func prunedLogitsEqualMaskedLogits(qwen2: Bool) throws {
+        let dense = try tinyModel(layers: 4, seed: 3, qwen2: qwen2)
         let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: dense)
         var plan = PruningPlan()
         plan.removals["kv-groups@0"] = [1]

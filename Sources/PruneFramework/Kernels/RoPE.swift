@@ -40,29 +40,34 @@ public struct RoPETable: Sendable {
 /// - x: rows × (nHeads·headDim), row r holds the token at position `positions(r)`
 /// - cos, sin: tables from RoPETable
 public func ropeForward<S: KernelScalar>(_ x: UnsafeMutablePointer<S>, rows: Int, nHeads: Int, headDim: Int,
-                                         positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-    ropeRotate(x, rows: rows, nHeads: nHeads, headDim: headDim, positions: positions, cos: cos, sin: sin, sign: 1)
+                                         positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                                         layout: RoPELayout = .adjacentPairs) {
+    ropeRotate(x, rows: rows, nHeads: nHeads, headDim: headDim, positions: positions, cos: cos, sin: sin, sign: 1, layout: layout)
 }
 
 /// RoPE backward, in place: the gradient goes through the transposed rotation, i.e. rotation by −θ.
 public func ropeBackward<S: KernelScalar>(_ dx: UnsafeMutablePointer<S>, rows: Int, nHeads: Int, headDim: Int,
-                                          positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-    ropeRotate(dx, rows: rows, nHeads: nHeads, headDim: headDim, positions: positions, cos: cos, sin: sin, sign: -1)
+                                          positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                                          layout: RoPELayout = .adjacentPairs) {
+    ropeRotate(dx, rows: rows, nHeads: nHeads, headDim: headDim, positions: positions, cos: cos, sin: sin, sign: -1, layout: layout)
 }
 
 private func ropeRotate<S: KernelScalar>(_ x: UnsafeMutablePointer<S>, rows: Int, nHeads: Int, headDim: Int,
                                          positions: (Int) -> Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                                         sign: Float) {
+                                         sign: Float, layout: RoPELayout) {
     let half = headDim / 2, stride = nHeads * headDim
+    // Pair i is (2i, 2i+1) in the adjacent layout and (i, i + half) in the halves layout.
+    let (first, second) = layout == .adjacentPairs ? (2, 1) : (1, half)
     for r in 0..<rows {
         let p = positions(r)
         let c = cos + p * half, s = sin + p * half
         for h in 0..<nHeads {
             let v = x + r * stride + h * headDim
             for i in 0..<half {
-                let a = v[2 * i], b = v[2 * i + 1], ci = S(c[i]), si = S(sign * s[i])
-                v[2 * i] = a * ci - b * si
-                v[2 * i + 1] = a * si + b * ci
+                let j = first * i, k = j + second
+                let a = v[j], b = v[k], ci = S(c[i]), si = S(sign * s[i])
+                v[j] = a * ci - b * si
+                v[k] = a * si + b * ci
             }
         }
     }

@@ -9,6 +9,8 @@ protocol BlockKernels {
     /// out = RMSNorm(x)·w of the norm `role` in layer l; rstd receives 1/rms per row when given.
     func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<E>, _ rstd: UnsafeMutablePointer<E>?,
               _ x: UnsafePointer<E>, rows: Int)
+    /// A vector parameter: a norm's weight or a bias.
+    func vector(_ role: TensorRole, _ l: Int) -> UnsafePointer<E>
     /// y (m × n) = x·Wᵀ of the linear weight `role` in layer l.
     func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int)
     /// x += input·Wᵀ: attn_output and ffn_down adding into the residual stream.
@@ -46,9 +48,12 @@ func decoderBlock<K: BlockKernels>(_ k: K, layer l: Int, x: UnsafeMutablePointer
     if a.keeps { a.xIn.p.update(from: x, count: N * D) }
     k.norm(.attnNorm, l, a.h1.p, a.keeps ? a.rstd1.p : nil, x, rows: N)
     k.observe(l, .attnInput, a.h1.p, rows: N, cols: D)
-    k.linear(.attnQ, l, a.q.p, a.h1.p, m: N)
-    k.linear(.attnK, l, a.k.p, a.h1.p, m: N)
-    k.linear(.attnV, l, a.v.p, a.h1.p, m: N)
+    for (role, out) in [(TensorRole.attnQ, a.q.p), (.attnK, a.k.p), (.attnV, a.v.p)] {
+        k.linear(role, l, out, a.h1.p, m: N)
+        if c.attentionBias, let bias = TensorRole.layerRoles.first(where: { $0.biasOf == role }) {
+            addBias(out, k.vector(bias, l), rows: N, cols: TensorNames.shape(role, l, c)[0])
+        }
+    }
     k.rope(a.q.p, rows: N, heads: c.nHead[l], positions: positions)
     k.rope(a.k.p, rows: N, heads: c.nKVHead[l], positions: positions)
     k.store(q: a.q.p, k: a.k.p, v: a.v.p, layer: l, rows: N)
@@ -69,10 +74,11 @@ func decoderBlock<K: BlockKernels>(_ k: K, layer l: Int, x: UnsafeMutablePointer
 
 extension RoPETable {
     /// Rotates `heads` heads of each of `rows` rows of x in place; row r is at position positions(r).
-    func rotate<E: KernelScalar>(_ x: UnsafeMutablePointer<E>, rows: Int, heads: Int, positions: (Int) -> Int) {
+    func rotate<E: KernelScalar>(_ x: UnsafeMutablePointer<E>, rows: Int, heads: Int, layout: RoPELayout, positions: (Int) -> Int) {
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
-                ropeForward(x, rows: rows, nHeads: heads, headDim: headDim, positions: positions, cos: cb.baseAddress!, sin: sb.baseAddress!)
+                ropeForward(x, rows: rows, nHeads: heads, headDim: headDim, positions: positions, cos: cb.baseAddress!, sin: sb.baseAddress!,
+                            layout: layout)
             }
         }
     }
@@ -93,6 +99,22 @@ func groupedAttention<E: KernelScalar>(out: UnsafeMutablePointer<E>, q: UnsafePo
                          k: k + b * S * kvDim + g * hd, v: v + b * S * kvDim + g * hd, kvStride: kvDim,
                          probs: probs.map { $0 + (b * nH + g * group) * T * T },
                          T: T, S: S, firstHead: g * group, groupSize: group, headDim: hd)
+    }
+}
+
+/// y[r, j] += b[j] for every row r.
+func addBias<E: KernelScalar>(_ y: UnsafeMutablePointer<E>, _ b: UnsafePointer<E>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let yr = y + r * cols
+        for j in 0..<cols { yr[j] += b[j] }
+    }
+}
+
+/// db[j] += Σ_r dy[r, j]: the gradient of a bias added to every row.
+func biasBackward<E: KernelScalar>(_ db: UnsafeMutablePointer<E>, _ dy: UnsafePointer<E>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let dr = dy + r * cols
+        for j in 0..<cols { db[j] += dr[j] }
     }
 }
 

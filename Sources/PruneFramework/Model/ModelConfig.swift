@@ -25,18 +25,20 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var architecture: String
     /// True when attn_q, attn_k and attn_v carry biases (Qwen2); they are cut with their heads.
     public var attentionBias: Bool
+    /// How the Q and K rows of each head pair dimensions for RoPE.
+    public var ropeLayout: RoPELayout
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", nLayers = "n_layers", headDim = "head_dim"
         case nHead = "n_head", nKVHead = "n_kv_head", ffnDim = "ffn_dim", ropeBase = "rope_base"
         case rmsEps = "rms_eps", contextLength = "context_length", tiedEmbeddings = "tied_embeddings"
-        case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", architecture, attentionBias = "attention_bias"
+        case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", architecture, attentionBias = "attention_bias", ropeLayout = "rope_layout"
     }
 
     public init(vocabSize: Int, hiddenSize: Int, nLayers: Int, headDim: Int, nHead: [Int], nKVHead: [Int],
                 ffnDim: [Int], ropeBase: Float = 10000, rmsEps: Float = 1e-5, contextLength: Int = 2048,
                 tiedEmbeddings: Bool = true, bosTokenId: Int? = nil, eosTokenId: Int? = nil,
-                architecture: String = "llama", attentionBias: Bool = false) {
+                architecture: String = "llama", attentionBias: Bool = false, ropeLayout: RoPELayout = .adjacentPairs) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.nLayers = nLayers
@@ -52,6 +54,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.eosTokenId = eosTokenId
         self.architecture = architecture
         self.attentionBias = attentionBias
+        self.ropeLayout = ropeLayout
     }
 
     /// True when every layer has the same widths (a plain `llama` GGUF can hold it).

@@ -173,9 +173,11 @@ struct F32Kernels: BlockKernels {
     let observer: ForwardObserver?
     var config: ModelConfig { model.config }
 
+    func vector(_ role: TensorRole, _ l: Int) -> UnsafePointer<Float> { UnsafePointer(model.params.pointer(TensorNames.name(role, l))) }
+
     func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>?,
               _ x: UnsafePointer<Float>, rows: Int) {
-        rmsnormForward(out, rstd, x, model.params.pointer(TensorNames.name(role, l)), rows: rows, dim: config.hiddenSize, eps: config.rmsEps)
+        rmsnormForward(out, rstd, x, vector(role, l), rows: rows, dim: config.hiddenSize, eps: config.rmsEps)
     }
 
     func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int) {
@@ -187,7 +189,7 @@ struct F32Kernels: BlockKernels {
     }
 
     func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: (Int) -> Int) {
-        rope.rotate(x, rows: rows, heads: heads, positions: positions)
+        rope.rotate(x, rows: rows, heads: heads, layout: config.ropeLayout, positions: positions)
     }
 
     func attention(_ l: Int, out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,

@@ -50,7 +50,7 @@ extension ModelConfig {
                   tiedEmbeddings: f.tensor(named: TensorNames.output) == nil,
                   bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int,
                   eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int,
-                  architecture: architecture.name, attentionBias: architecture.attentionBias)
+                  architecture: architecture.name, attentionBias: architecture.attentionBias, ropeLayout: architecture.ggufRoPE)
         do { try validate() } catch let e as PruneError {
             throw PruneError(e.code, "GGUF file '\(file)': \(e.message)")
         }

@@ -121,9 +121,11 @@ struct LlamaCppKernels: BlockKernels {
         return w
     }
 
+    func vector(_ role: TensorRole, _ l: Int) -> UnsafePointer<Float> { UnsafePointer(model.params.pointer(TensorNames.name(role, l))) }
+
     func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>?,
               _ x: UnsafePointer<Float>, rows: Int) {
-        ggmlRMSNorm(out, x, model.params.pointer(TensorNames.name(role, l)), rows: rows, dim: config.hiddenSize, eps: config.rmsEps)
+        ggmlRMSNorm(out, x, vector(role, l), rows: rows, dim: config.hiddenSize, eps: config.rmsEps)
     }
 
     func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int) {

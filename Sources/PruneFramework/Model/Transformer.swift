@@ -15,9 +15,6 @@ public final class Transformer: @unchecked Sendable {
     /// Wraps existing parameters; checks that every tensor the config needs is there with its shape.
     public init(config: ModelConfig, params: ParameterStore) throws {
         try config.validate()
-        guard !config.attentionBias else {
-            throw PruneError(.unsupported, "model: q/k/v attention biases (architecture '\(config.architecture)') are not supported by the forward pass yet")
-        }
         for (name, shape) in TensorNames.layout(for: config) {
             guard let e = params.entry(name) else {
                 throw PruneError(.badFormat, "model: tensor '\(name)' is missing; a LLaMA model needs it")

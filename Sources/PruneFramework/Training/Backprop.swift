@@ -163,8 +163,15 @@ public final class Backprop<E: KernelScalar> {
         }
         rope.cos.withUnsafeBufferPointer { cb in
             rope.sin.withUnsafeBufferPointer { sb in
-                ropeBackward(dq.p, rows: N, nHeads: nH, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
-                ropeBackward(dk.p, rows: N, nHeads: nKV, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!)
+                ropeBackward(dq.p, rows: N, nHeads: nH, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!,
+                             layout: c.ropeLayout)
+                ropeBackward(dk.p, rows: N, nHeads: nKV, headDim: hd, positions: { $0 % T }, cos: cb.baseAddress!, sin: sb.baseAddress!,
+                             layout: c.ropeLayout)
+            }
+        }
+        if c.attentionBias {
+            for (role, dy, n) in [(TensorRole.attnQBias, dq.p, qDim), (.attnKBias, dk.p, kvDim), (.attnVBias, dv.p, kvDim)] {
+                if let g = tensors.gradient(TensorNames.name(role, l)) { biasBackward(g, dy, rows: N, cols: n) }
             }
         }
         linearBackward(TensorNames.attnQ(l), dx: dh.p, dy: dq.p, x: a.h1.p, m: N, n: qDim, k: D, accumulate: false)
@@ -182,10 +189,11 @@ struct TrainingKernels<E: KernelScalar>: BlockKernels {
     let rope: RoPETable
     var config: ModelConfig { backprop.config }
 
+    func vector(_ role: TensorRole, _ l: Int) -> UnsafePointer<E> { backprop.tensors.weight(TensorNames.name(role, l)) }
+
     func norm(_ role: TensorRole, _ l: Int, _ out: UnsafeMutablePointer<E>, _ rstd: UnsafeMutablePointer<E>?,
               _ x: UnsafePointer<E>, rows: Int) {
-        rmsnormForward(out, rstd, x, backprop.tensors.weight(TensorNames.name(role, l)), rows: rows, dim: config.hiddenSize,
-                       eps: E(config.rmsEps))
+        rmsnormForward(out, rstd, x, vector(role, l), rows: rows, dim: config.hiddenSize, eps: E(config.rmsEps))
     }
 
     func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int) {
@@ -199,7 +207,7 @@ struct TrainingKernels<E: KernelScalar>: BlockKernels {
     }
 
     func rope(_ x: UnsafeMutablePointer<E>, rows: Int, heads: Int, positions: (Int) -> Int) {
-        rope.rotate(x, rows: rows, heads: heads, positions: positions)
+        rope.rotate(x, rows: rows, heads: heads, layout: config.ropeLayout, positions: positions)
     }
 
     func attention(_ l: Int, out: UnsafeMutablePointer<E>, q: UnsafePointer<E>, k: UnsafePointer<E>, v: UnsafePointer<E>,

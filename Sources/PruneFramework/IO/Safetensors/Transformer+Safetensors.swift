@@ -63,6 +63,7 @@ extension Transformer {
     /// `directory` (created if needed), each written atomically. Q/K rows are converted to the
     /// rotate-half layout; per-layer widths go to `config.json`'s `prune_per_layer`.
     public func saveSafetensors(directory: String, dtype: SafetensorsDType = .f32) throws {
+        try Self.checkExportable(config, format: "safetensors")
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {

@@ -58,10 +58,24 @@ extension Architecture {
     }
 }
 
+extension Transformer {
+    /// The architectures the GGUF and safetensors writers can write today.
+    public static let exportableArchitectures = [LlamaArchitecture().name]
+
+    /// Throws when `config`'s architecture cannot be written yet.
+    public static func checkExportable(_ config: ModelConfig, format: String) throws {
+        guard exportableArchitectures.contains(config.architecture) else {
+            throw PruneError(.unsupported, "export: writing a '\(config.architecture)' model as \(format) is not supported yet "
+                             + "(supported: \(exportableArchitectures.joined(separator: ", "))); set the recipe's output.formats to [] "
+                             + "to prune and evaluate without writing the model")
+        }
+    }
+}
+
 /// The registered architectures.
 public enum Architectures {
     private static let lock = NSLock()
-    private static var registered: [any Architecture] = [LlamaArchitecture()]
+    private static var registered: [any Architecture] = [LlamaArchitecture(), Qwen2Architecture()]
 
     /// Adds an architecture (replacing one of the same name).
     public static func register(_ a: any Architecture) {

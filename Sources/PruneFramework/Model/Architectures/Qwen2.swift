@@ -1,0 +1,13 @@
+/// Qwen2 and Qwen2.5 (arXiv 2407.10671): the LLaMA block with biases on the q, k and v projections,
+/// RoPE on the halves of each head (llama.cpp runs `qwen2` files in NEOX mode; its converter does not
+/// permute the rows), often an untied output head, and RoPE base 1e6 read from the file.
+public struct Qwen2Architecture: Architecture {
+    public let name = "qwen2"
+    public let ggufNames = ["qwen2"]
+    public let hfArchitectures = ["Qwen2ForCausalLM"]
+    public let hfModelType = "qwen2"
+    public let attentionBias = true
+    public let ggufRoPE = RoPELayout.halves
+
+    public init() {}
+}
