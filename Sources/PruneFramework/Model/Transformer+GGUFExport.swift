@@ -40,7 +40,7 @@ extension Transformer {
     /// order `token_embd`, `blk.N.*`, `output_norm`, then `output` (absent when the head is tied).
     /// The file is written atomically: a failure leaves no partial file.
     public func writeGGUF(to path: String, type: GGUFExportType = .f16, source: GGUFFile? = nil, name: String? = nil) throws {
-        try Self.checkExportable(config, format: "GGUF")
+        try Self.checkGGUFExportable(config)
         let dir = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {

@@ -88,13 +88,15 @@ public struct HFConfig: Codable, Sendable, Equatable {
         case mlpBias = "mlp_bias", ropeScaling = "rope_scaling", prunePerLayer = "prune_per_layer"
     }
 
-    /// The config of `c`, marked as `LlamaForCausalLM`, with per-layer widths when they differ.
+    /// The config of `c`, marked with its architecture (`LlamaForCausalLM`, `Qwen2ForCausalLM`), with
+    /// per-layer widths when they differ.
     public init(_ c: ModelConfig, torchDtype: SafetensorsDType = .f32) {
+        let architecture = (try? Architectures.named(c.architecture)) ?? LlamaArchitecture()
         /// The shortest decimal that reads back as the same Float (1e-05, not 9.99999974737875e-06).
         func decimal(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
         func plain(_ a: [Int], _ fallback: Int) -> Int { a.max() ?? fallback }
-        architectures = ["LlamaForCausalLM"]
-        modelType = "llama"
+        architectures = Array(architecture.hfArchitectures.prefix(1))
+        modelType = architecture.hfModelType
         hiddenSize = c.hiddenSize
         numHiddenLayers = c.nLayers
         numAttentionHeads = plain(c.nHead, max(1, c.hiddenSize / c.headDim))
@@ -110,7 +112,7 @@ public struct HFConfig: Codable, Sendable, Equatable {
         eosTokenId = c.eosTokenId
         self.torchDtype = torchDtype.torchName
         hiddenAct = "silu"
-        attentionBias = false
+        attentionBias = c.attentionBias
         mlpBias = false
         prunePerLayer = c.isUniform ? nil
             : PerLayer(numAttentionHeads: c.nHead, numKeyValueHeads: c.nKVHead, intermediateSize: c.ffnDim)
@@ -182,8 +184,9 @@ public struct HFConfig: Codable, Sendable, Equatable {
         if let act = hiddenAct, act != "silu" {
             throw bad("hidden_act '\(act)' is not supported; supported: silu", .unsupported)
         }
-        if attentionBias == true || mlpBias == true {
-            throw bad("attention_bias/mlp_bias is true; bias terms are not supported, set them false", .unsupported)
+        if (attentionBias ?? architecture.attentionBias) != architecture.attentionBias || mlpBias == true {
+            throw bad("attention_bias = '\(attentionBias ?? false)', mlp_bias = '\(mlpBias ?? false)': \(architecture.hfArchitectures.first ?? architecture.name) "
+                      + "has \(architecture.attentionBias ? "q/k/v biases" : "no biases") and no MLP biases", .unsupported)
         }
         guard (0...4096).contains(numHiddenLayers) else {
             throw bad("num_hidden_layers '\(numHiddenLayers)' is out of range [0, 4096]", .outOfRange)
@@ -214,7 +217,7 @@ public struct HFConfig: Codable, Sendable, Equatable {
             ropeBase: Float(ropeTheta ?? 10000), rmsEps: Float(rmsNormEps ?? 1e-6),
             contextLength: maxPositionEmbeddings ?? 2048, tiedEmbeddings: tieWordEmbeddings ?? false,
             bosTokenId: bosTokenId, eosTokenId: eosTokenId, architecture: architecture.name,
-            attentionBias: architecture.attentionBias)
+            attentionBias: architecture.attentionBias, ropeLayout: architecture.ggufRoPE)
         do { try config.validate() } catch let e as PruneError {
             throw PruneError(e.code, "config.json: \(e.message)")
         }

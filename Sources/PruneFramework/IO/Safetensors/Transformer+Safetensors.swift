@@ -24,13 +24,14 @@ extension Transformer {
     /// Loads a model from explicit weight files (one or more shards) and a `config.json`.
     public convenience init(safetensorsFiles paths: [String], configPath: String) throws {
         let config = try HFConfig(path: configPath).modelConfig()
+        let architecture = try Architectures.named(config.architecture)
         let files = try paths.map { try SafetensorsFile(path: $0) }
         let byName = try Self.canonicalIndex(files, config: config)
         let layout = TensorNames.layout(for: config)
         let store = ParameterStore(layout: layout)
         var pending: [(file: SafetensorsFile, info: SafetensorsTensorInfo)] = []
         for (name, shape) in layout {
-            let hfName = HFNames.hf(canonical: name) ?? name
+            let hfName = HFNames.hf(canonical: name, architecture: architecture) ?? name
             guard let (file, info) = byName[name] else {
                 let fix = name == TensorNames.output ? "; set tie_word_embeddings true in config.json if the head is tied" : ""
                 throw PruneError(.badFormat, "safetensors model: tensor '\(hfName)' is missing from \(paths.map { ($0 as NSString).lastPathComponent })\(fix)")
@@ -48,10 +49,11 @@ extension Transformer {
         let errors = ErrorBox()
         DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
             let (file, info) = jobs[i]
-            guard let name = HFNames.canonical(hf: info.name) else { return }
+            guard let name = HFNames.canonical(hf: info.name, architecture: architecture) else { return }
             let view = store.view(name)
             do { try file.read(info, into: view) } catch { errors.set(error); return }
-            if let heads = HFNames.ropeHeads(canonical: name, config: config) {
+            // Hugging Face rotates halves; a model held in the adjacent-pairs layout gets its Q/K rows reordered.
+            if config.ropeLayout == .adjacentPairs, let heads = HFNames.ropeHeads(canonical: name, config: config) {
                 HFNames.hfToGGUF(view, nHead: heads, headDim: config.headDim, cols: config.hiddenSize)
             }
         }
@@ -63,18 +65,18 @@ extension Transformer {
     /// `directory` (created if needed), each written atomically. Q/K rows are converted to the
     /// rotate-half layout; per-layer widths go to `config.json`'s `prune_per_layer`.
     public func saveSafetensors(directory: String, dtype: SafetensorsDType = .f32) throws {
-        try Self.checkExportable(config, format: "safetensors")
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw PruneError(.io, "cannot create directory '\(directory)': \(error.localizedDescription)")
         }
+        let architecture = try Architectures.named(config.architecture)
         var writer = SafetensorsWriter()
         for e in params.entries {
-            guard let hfName = HFNames.hf(canonical: e.name) else {
-                throw PruneError(.unknownName, "model: tensor '\(e.name)' has no Hugging Face name; only LLaMA tensors can be saved as safetensors")
+            guard let hfName = HFNames.hf(canonical: e.name, architecture: architecture) else {
+                throw PruneError(.unknownName, "model: tensor '\(e.name)' has no Hugging Face name in architecture '\(architecture.name)'")
             }
-            if let heads = HFNames.ropeHeads(canonical: e.name, config: config) {
+            if config.ropeLayout == .adjacentPairs, let heads = HFNames.ropeHeads(canonical: e.name, config: config) {
                 var rows = Array(params.view(e.name))
                 rows.withUnsafeMutableBufferPointer {
                     HFNames.ggufToHF($0, nHead: heads, headDim: config.headDim, cols: config.hiddenSize)
@@ -133,13 +135,14 @@ extension Transformer {
     /// Maps canonical names to the file holding them; rejects duplicates and tensors that would be
     /// silently ignored (biases, unknown weights).
     static func canonicalIndex(_ files: [SafetensorsFile], config: ModelConfig) throws -> [String: (SafetensorsFile, SafetensorsTensorInfo)] {
+        let architecture = try Architectures.named(config.architecture)
         var out: [String: (SafetensorsFile, SafetensorsTensorInfo)] = [:]
         for f in files {
             let file = (f.path as NSString).lastPathComponent
             for t in f.tensors {
                 if t.name.hasSuffix("rotary_emb.inv_freq") { continue }  // recomputed from rope_theta
-                guard let name = HFNames.canonical(hf: t.name) else {
-                    throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(t.name)' is not part of a LlamaForCausalLM model (biases and extra weights are not supported)")
+                guard let name = HFNames.canonical(hf: t.name, architecture: architecture) else {
+                    throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(t.name)' is not part of a \(architecture.hfArchitectures.first ?? architecture.name) model (extra weights are not supported)")
                 }
                 if name == TensorNames.output && config.tiedEmbeddings { continue }  // tied: the embedding is the head
                 if let (other, _) = out[name] {

@@ -59,15 +59,15 @@ extension Architecture {
 }
 
 extension Transformer {
-    /// The architectures the GGUF and safetensors writers can write today.
-    public static let exportableArchitectures = [LlamaArchitecture().name]
+    /// The architectures the GGUF writer can write today (safetensors takes every registered one).
+    public static let ggufExportableArchitectures = [LlamaArchitecture().name]
 
-    /// Throws when `config`'s architecture cannot be written yet.
-    public static func checkExportable(_ config: ModelConfig, format: String) throws {
-        guard exportableArchitectures.contains(config.architecture) else {
-            throw PruneError(.unsupported, "export: writing a '\(config.architecture)' model as \(format) is not supported yet "
-                             + "(supported: \(exportableArchitectures.joined(separator: ", "))); set the recipe's output.formats to [] "
-                             + "to prune and evaluate without writing the model")
+    /// Throws when `config`'s architecture cannot be written as GGUF yet.
+    public static func checkGGUFExportable(_ config: ModelConfig) throws {
+        guard ggufExportableArchitectures.contains(config.architecture) else {
+            throw PruneError(.unsupported, "export: writing a '\(config.architecture)' model as GGUF is not supported yet "
+                             + "(supported: \(ggufExportableArchitectures.joined(separator: ", "))); set the recipe's output.formats to "
+                             + "[\"safetensors\"] or [] to prune and evaluate without a GGUF")
         }
     }
 }
