@@ -1,10 +1,11 @@
 import PruneFramework
 
-/// Coupled structures of a LLaMA decoder with GQA (DESIGN.md §3): KV groups, MLP channels,
-/// hidden (residual-stream) channels and whole blocks.
+/// Coupled structures of a decoder with GQA (DESIGN.md §3), LLaMA or Qwen2 alike: KV groups (with
+/// their q/k/v biases where the architecture has them), MLP channels, hidden (residual-stream)
+/// channels and whole blocks. The slices come from `DecoderStructures`.
 public struct LlamaGrouping: Grouping {
     public static let name = "llama"
-    public static let summary = "LLaMA/GQA structures: kv-groups, mlp-channels, hidden-channels, blocks, in a layer range"
+    public static let summary = "decoder structures (LLaMA, Qwen2): kv-groups, mlp-channels, hidden-channels, blocks, in a layer range"
     public static let keys = [
         PluginKey("structures", "array", default: "[\"kv-groups\", \"mlp-channels\"]",
                   allowed: StructureKind.allCases.map(\.rawValue), "which structures to prune"),
