@@ -12,6 +12,9 @@ extension Transformer {
                                      numerics: LlamaCppNumerics) throws -> [Float] {
         try numerics.check(self)
         let c = config, D = c.hiddenSize, N = B * T
+        guard c.ropeLayout == .adjacentPairs, !c.attentionBias else {
+            throw PruneError(.unsupported, "llama.cpp forward: architecture '\(c.architecture)' (RoPE on halves, q/k/v biases) is not emulated; only llama models are")
+        }
         guard B > 0, T > 1, tokens.count == N else {
             throw PruneError(.shapeMismatch, "llama.cpp forward: \(tokens.count) tokens do not make \(B) sequences of \(T) (the emulated batch path needs at least 2 tokens per sequence)")
         }
