@@ -50,7 +50,7 @@ func decoderBlock<K: BlockKernels>(_ k: K, layer l: Int, x: UnsafeMutablePointer
     k.observe(l, .attnInput, a.h1.p, rows: N, cols: D)
     for (role, out) in [(TensorRole.attnQ, a.q.p), (.attnK, a.k.p), (.attnV, a.v.p)] {
         k.linear(role, l, out, a.h1.p, m: N)
-        if c.attentionBias, let bias = TensorRole.layerRoles.first(where: { $0.biasOf == role }) {
+        if c.attentionBias, let bias = role.bias {
             addBias(out, k.vector(bias, l), rows: N, cols: TensorNames.shape(role, l, c)[0])
         }
     }

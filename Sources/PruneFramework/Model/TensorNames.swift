@@ -42,6 +42,9 @@ public enum TensorRole: String, CaseIterable, Sendable {
         }
     }
 
+    /// The bias of a linear weight (attn_q → attn_q.bias), nil for weights without one.
+    public var bias: TensorRole? { TensorRole.allCases.first { $0.biasOf == self } }
+
     static let bySuffix = Dictionary(uniqueKeysWithValues: allCases.map { ($0.canonicalSuffix, $0) })
 }
 

@@ -16,8 +16,9 @@
 /// GGUF files made by llama.cpp's converter rotate adjacent pairs (`2i` with `2i+1`). The converter
 /// reorders the rows of `q_proj`/`k_proj` inside each head, equivalent to
 /// `w.reshape(n_head, 2, head_dim/2, cols).swapaxes(1, 2).reshape(w.shape)`, so that GGUF row
-/// `h·hd + 2i + j` is Hugging Face row `h·hd + j·hd/2 + i` (`j` ∈ {0, 1}). Models here hold the
-/// GGUF layout: loading applies `hfToGGUF`, saving applies `ggufToHF`.
+/// `h·hd + 2i + j` is Hugging Face row `h·hd + j·hd/2 + i` (`j` ∈ {0, 1}). Models in the adjacent-pairs
+/// layout (`ModelConfig.ropeLayout`, LLaMA) get `hfToGGUF` on loading and `ggufToHF` on saving; models
+/// that rotate halves (Qwen2) keep the Hugging Face rows as they are.
 public enum HFNames {
     /// The canonical name of a Hugging Face tensor name, or nil when it is not a weight of `architecture`.
     public static func canonical(hf name: String, architecture: any Architecture = LlamaArchitecture()) -> String? {
