@@ -105,10 +105,42 @@ import Testing
         let hf = try Transformer(safetensorsDirectory: dir)
         #expect(hf.config.architecture == "qwen2" && hf.config.ropeLayout == .halves)
         #expect(try hf.logits(tokens: t, batch: 1, seqLen: 6) == (try model.logits(tokens: t, batch: 1, seqLen: 6)))
-        // The GGUF writer cannot write Qwen2 yet, and says so.
-        let e = try #require(throws: PruneError.self) { try loaded.writeGGUF(to: path + ".out.gguf") }
-        #expect(e.code == .unsupported && e.message.contains("writing a 'qwen2' model as GGUF is not supported yet"), "\(e.message)")
-        #expect(e.message.contains("output.formats to"))
+        // Written back out, its per-layer widths make it a `deci` file with the Q/K rows and biases
+        // reordered into adjacent pairs; read back, it is a LLaMA with biases computing the same.
+        let out = path + ".out.gguf"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try loaded.writeGGUF(to: out, type: .f32)
+        #expect(try GGUFFile(path: out)["general.architecture"]?.string == "deci")
+        let deci = try Transformer(path: out)
+        #expect(deci.config.architecture == "llama" && deci.config.attentionBias && deci.config.ropeLayout == .adjacentPairs)
+        #expect(deci.params.entry("blk.1.attn_q.bias")?.shape == [8])
+        let a = try deci.logits(tokens: t, batch: 1, seqLen: 6), b = try model.logits(tokens: t, batch: 1, seqLen: 6)
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-5)
+    }
+
+    /// What llama.cpp's loaders take: `qwen2` holds one width for all layers with full-width queries
+    /// (attn_q is n_embd × n_embd there), so an MLP-only pruned Qwen2 stays `qwen2` and one with
+    /// fewer query heads becomes `deci`; either reads back with the same logits.
+    @Test(arguments: [([4, 4], [24, 24], "qwen2"), ([4, 4], [12, 12], "qwen2"), ([2, 2], [24, 24], "deci"), ([4, 4], [24, 16], "deci")])
+    func aQwen2IsWrittenAsTheGGUFArchitectureThatHoldsIt(heads: [Int], ffn: [Int], expected: String) throws {
+        let c = ModelConfig(vocabSize: 37, hiddenSize: 16, nLayers: 2, headDim: 4, nHead: heads, nKVHead: [2, 2], ffnDim: ffn,
+                            ropeBase: 1e6, rmsEps: 1e-6, contextLength: 64, tiedEmbeddings: true,
+                            architecture: "qwen2", attentionBias: true, ropeLayout: .halves)
+        let model = try Transformer(randomWith: c, seed: 9, scale: 0.3)
+        #expect(try Architectures.named("qwen2").ggufTarget(for: c).architecture == expected)
+        let path = NSTemporaryDirectory() + "prune-qwen2-out-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.writeGGUF(to: path, type: .f32)
+        let file = try GGUFFile(path: path)
+        #expect(file["general.architecture"]?.string == expected)
+        #expect(file["\(expected).feed_forward_length"]?.int == (expected == "qwen2" ? ffn[0] : nil))
+        #expect(file["\(expected).rope.freq_base"]?.double == 1e6)
+        let back = try Transformer(path: path)
+        #expect(back.config.attentionBias && back.config.nHead == heads && back.config.ffnDim == ffn)
+        #expect(back.config.ropeLayout == (expected == "qwen2" ? .halves : .adjacentPairs))
+        let t: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6]
+        let a = try back.logits(tokens: t, batch: 1, seqLen: 8), b = try model.logits(tokens: t, batch: 1, seqLen: 8)
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! < (expected == "qwen2" ? 0 : 1e-5) + 1e-12)
     }
 
     @Test func aQwen2GGUFWithoutItsBiasesNamesTheMissingTensor() throws {

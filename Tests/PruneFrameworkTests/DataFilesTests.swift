@@ -27,7 +27,7 @@ import TestSupport
         })
     }
 
-    @Test(arguments: [(Repository.data, true), (Repository.llamaCppFixtures, false),
+    @Test(arguments: [(Repository.data, true), (Repository.llamaCppFixtures, true),
                       (Repository.root + "/Tests/PruneFrameworkTests/Fixtures", false)])
     func filesMatchTheirChecksums(folder: String, recursive: Bool) throws {
         let sums = try Self.sums(folder)

@@ -39,6 +39,9 @@ extension ModelConfig {
             throw PruneError(.unsupported, "GGUF file '\(file)': layer \(l) has no attention heads; attention-free layers are not supported")
         }
         let headDim = f["\(arch).attention.key_length"]?.int ?? (hidden / max(nHead.first ?? 1, 1))
+        // An architecture with biases needs them; one without may still have them (a `deci` file
+        // written from a pruned Qwen2), and then every layer must.
+        let attentionBias = architecture.attentionBias || f.tensor(named: TensorNames.name(.attnQBias, 0)) != nil
         guard let embd = f.tensor(named: TensorNames.tokenEmbedding), embd.shape.count == 2 else {
             throw PruneError(.badFormat, "GGUF file '\(file)': tensor '\(TensorNames.tokenEmbedding)' is missing or not a matrix")
         }
@@ -50,7 +53,7 @@ extension ModelConfig {
                   tiedEmbeddings: f.tensor(named: TensorNames.output) == nil,
                   bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int,
                   eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int,
-                  architecture: architecture.name, attentionBias: architecture.attentionBias, ropeLayout: architecture.ggufRoPE)
+                  architecture: architecture.name, attentionBias: attentionBias, ropeLayout: architecture.ggufRoPE)
         do { try validate() } catch let e as PruneError {
             throw PruneError(e.code, "GGUF file '\(file)': \(e.message)")
         }

@@ -25,7 +25,8 @@ public enum GGUFExportType: String, Codable, Sendable {
 }
 
 extension Transformer {
-    /// Writes the model as GGUF v3. Architecture `llama` when every layer has the same widths; `deci` otherwise.
+    /// Writes the model as GGUF v3, as its architecture's own llama.cpp architecture (`llama`, `qwen2`)
+    /// when that loader can hold the widths, as `deci` otherwise (`Architecture.ggufTarget`).
     ///
     /// `source`: the GGUF the model was loaded from; its `tokenizer.*` and `general.*` metadata
     /// (except `general.file_type`, `general.quantization_*`, `general.alignment`) are copied so
@@ -33,32 +34,40 @@ extension Transformer {
     /// load it (this package still can). `name` sets `general.name` (default: the source's, else
     /// "pruned model").
     ///
-    /// llama.cpp's `llama` loader takes one width for all layers. `deci` (same tensor names) reads
+    /// llama.cpp's `llama` and `qwen2` loaders take one width for all layers, and `qwen2` only
+    /// full-width queries. `deci` (same tensor names, optional q/k/v biases of any length) reads
     /// `deci.attention.head_count`, `deci.attention.head_count_kv` and `deci.feed_forward_length`
     /// as either a scalar or an array with one entry per layer; they are written as u32 arrays.
+    /// `deci` rotates adjacent pairs, so the Q/K rows and biases of a model that rotates halves
+    /// (Qwen2) are reordered within each head on the way out, which leaves its attention unchanged.
     /// Scalars are u32 and f32, the exact types llama.cpp's `get_key` demands. Tensors go in the
     /// order `token_embd`, `blk.N.*`, `output_norm`, then `output` (absent when the head is tied).
     /// The file is written atomically: a failure leaves no partial file.
     public func writeGGUF(to path: String, type: GGUFExportType = .f16, source: GGUFFile? = nil, name: String? = nil) throws {
-        try Self.checkGGUFExportable(config)
+        let target = try Architectures.named(config.architecture).ggufTarget(for: config)
         let dir = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
             throw PruneError(.fileNotFound, "cannot write GGUF '\(path)': directory '\(dir)' does not exist; create it first")
         }
         var w = GGUFWriter()
-        for (key, value) in try ggufMetadata(type: type, source: source, name: name) { w.set(key, value) }
+        for (key, value) in try ggufMetadata(type: type, source: source, name: name, target: target) { w.set(key, value) }
         for (tensorName, shape) in TensorNames.layout(for: config) {
             let ggml: GGMLType = shape.count == 1 ? .f32 : type.matrixType(rowLength: shape[shape.count - 1])
-            try w.addTensor(name: tensorName, shape: shape, data: Array(params.view(tensorName)), type: ggml)
+            var data = Array(params.view(tensorName))
+            data.withUnsafeMutableBufferPointer {
+                HFNames.convertRoPERows($0, canonical: tensorName, config: config, from: config.ropeLayout, to: target.ropeLayout)
+            }
+            try w.addTensor(name: tensorName, shape: shape, data: data, type: ggml)
         }
         try w.write(to: path)
     }
 
     /// The metadata of an exported file, in file order.
-    func ggufMetadata(type: GGUFExportType, source: GGUFFile?, name: String?) throws -> [(key: String, value: GGUFValue)] {
+    func ggufMetadata(type: GGUFExportType, source: GGUFFile?, name: String?, target: GGUFTarget? = nil) throws -> [(key: String, value: GGUFValue)] {
         let c = config
-        let arch = c.isUniform ? "llama" : "deci"
+        let target = try target ?? Architectures.named(c.architecture).ggufTarget(for: c)
+        let arch = target.architecture
         var out: [(key: String, value: GGUFValue)] = [("general.architecture", .string(arch))]
         out.append(("general.name", .string(name ?? source?["general.name"]?.string ?? "pruned model")))
         let copied = try Self.copiedSourceMetadata(source, vocabSize: c.vocabSize)
@@ -73,9 +82,9 @@ extension Transformer {
         func u32(_ key: String, _ v: Int) throws -> (key: String, value: GGUFValue) {
             ("\(arch).\(key)", try fit(key, v))
         }
-        /// A per-layer width: one u32 for `llama`, a u32 array with one entry per layer for `deci`.
+        /// A per-layer width: one u32 (`llama`, `qwen2`), or a u32 array with one entry per layer (`deci`).
         func widths(_ key: String, _ a: [Int]) throws -> (key: String, value: GGUFValue) {
-            arch == "llama" ? try u32(key, a.first ?? 0) : ("\(arch).\(key)", .array(try a.map { try fit(key, $0) }))
+            target.perLayerWidths ? ("\(arch).\(key)", .array(try a.map { try fit(key, $0) })) : try u32(key, a.first ?? 0)
         }
         out += [
             try u32("block_count", c.nLayers),

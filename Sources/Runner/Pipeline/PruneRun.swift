@@ -48,11 +48,6 @@ public final class PruneRun {
                 throw PruneError(e.code, "recipe: evaluation.tasks: \(e.message)")
             }
         }
-        if recipe.output.formats.contains("gguf"), let arch = (try? GGUFFile(path: recipe.model))?["general.architecture"]?.string,
-           let a = try? Architectures.forGGUF(arch, file: recipe.model), !Transformer.ggufExportableArchitectures.contains(a.name) {
-            throw PruneError(.unsupported, "recipe: output.formats = '\(recipe.output.formats)': writing a '\(a.name)' model as GGUF is not supported yet "
-                             + "(supported: \(Transformer.ggufExportableArchitectures.joined(separator: ", "))); set output.formats to [\"safetensors\"] or []")
-        }
         if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
             throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
         }

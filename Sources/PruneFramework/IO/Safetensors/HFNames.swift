@@ -36,14 +36,25 @@ public enum HFNames {
         return architecture.hfName(role, layer: layer ?? 0)
     }
 
-    /// The number of heads whose rows are permuted for a canonical name (q: nHead, k: nKVHead), or nil.
-    static func ropeHeads(canonical name: String, config c: ModelConfig) -> Int? {
+    /// The heads and row length of a canonical tensor whose rows follow the RoPE layout (q weight and
+    /// bias: nHead heads; k: nKVHead; a bias has rows of one value), or nil.
+    static func ropeRows(canonical name: String, config c: ModelConfig) -> (heads: Int, cols: Int)? {
         guard case let (l?, role)? = TensorNames.parse(name), l < c.nLayers else { return nil }
         switch role {
-        case .attnQ: return c.nHead[l]
-        case .attnK: return c.nKVHead[l]
+        case .attnQ: return (c.nHead[l], c.hiddenSize)
+        case .attnK: return (c.nKVHead[l], c.hiddenSize)
+        case .attnQBias: return (c.nHead[l], 1)
+        case .attnKBias: return (c.nKVHead[l], 1)
         default: return nil
         }
+    }
+
+    /// Reorders the values of a tensor from one RoPE row layout to another (see `ropeRows`); a
+    /// tensor whose rows do not rotate, or equal layouts, are left as they are.
+    public static func convertRoPERows(_ w: UnsafeMutableBufferPointer<Float>, canonical name: String, config: ModelConfig,
+                                       from: RoPELayout, to: RoPELayout) {
+        guard from != to, let (heads, cols) = ropeRows(canonical: name, config: config) else { return }
+        permuteRows(w, nHead: heads, headDim: config.headDim, cols: cols, toGGUF: to == .adjacentPairs)
     }
 
     /// Reorders the rows of a Hugging Face `q_proj`/`k_proj` weight into the GGUF RoPE layout.

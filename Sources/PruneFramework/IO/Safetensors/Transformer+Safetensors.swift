@@ -53,9 +53,7 @@ extension Transformer {
             let view = store.view(name)
             do { try file.read(info, into: view) } catch { errors.set(error); return }
             // Hugging Face rotates halves; a model held in the adjacent-pairs layout gets its Q/K rows reordered.
-            if config.ropeLayout == .adjacentPairs, let heads = HFNames.ropeHeads(canonical: name, config: config) {
-                HFNames.hfToGGUF(view, nHead: heads, headDim: config.headDim, cols: config.hiddenSize)
-            }
+            HFNames.convertRoPERows(view, canonical: name, config: config, from: .halves, to: config.ropeLayout)
         }
         if let e = errors.first { throw e }
         try self.init(config: config, params: store)
@@ -76,10 +74,10 @@ extension Transformer {
             guard let hfName = HFNames.hf(canonical: e.name, architecture: architecture) else {
                 throw PruneError(.unknownName, "model: tensor '\(e.name)' has no Hugging Face name in architecture '\(architecture.name)'")
             }
-            if config.ropeLayout == .adjacentPairs, let heads = HFNames.ropeHeads(canonical: e.name, config: config) {
+            if config.ropeLayout != .halves, HFNames.ropeRows(canonical: e.name, config: config) != nil {
                 var rows = Array(params.view(e.name))
                 rows.withUnsafeMutableBufferPointer {
-                    HFNames.ggufToHF($0, nHead: heads, headDim: config.headDim, cols: config.hiddenSize)
+                    HFNames.convertRoPERows($0, canonical: e.name, config: config, from: config.ropeLayout, to: .halves)
                 }
                 writer.add(name: hfName, shape: e.shape, values: rows, dtype: dtype)
             } else {

@@ -27,6 +27,9 @@ public protocol Architecture: Sendable {
     var attentionBias: Bool { get }
     /// The RoPE layout of Q/K rows in its GGUF files (Hugging Face files always rotate halves).
     var ggufRoPE: RoPELayout { get }
+    /// True when llama.cpp's loader for `ggufNames[0]` fixes the query width at the residual width
+    /// (`attn_q` must be `n_embd × n_embd`, as for `qwen2`), so a model with pruned heads goes to `deci`.
+    var ggufFullWidthQueries: Bool { get }
     /// The Hugging Face name of the tensor of `role` (in layer `l` for per-layer roles).
     func hfName(_ role: TensorRole, layer l: Int) -> String
 }
@@ -58,17 +61,27 @@ extension Architecture {
     }
 }
 
-extension Transformer {
-    /// The architectures the GGUF writer can write today (safetensors takes every registered one).
-    public static let ggufExportableArchitectures = [LlamaArchitecture().name]
+/// What a model is written as in GGUF: llama.cpp's architecture name, the RoPE layout its loader
+/// applies, and whether the widths are per-layer arrays.
+public struct GGUFTarget: Equatable, Sendable {
+    public var architecture: String
+    public var ropeLayout: RoPELayout
+    public var perLayerWidths: Bool
 
-    /// Throws when `config`'s architecture cannot be written as GGUF yet.
-    public static func checkGGUFExportable(_ config: ModelConfig) throws {
-        guard ggufExportableArchitectures.contains(config.architecture) else {
-            throw PruneError(.unsupported, "export: writing a '\(config.architecture)' model as GGUF is not supported yet "
-                             + "(supported: \(ggufExportableArchitectures.joined(separator: ", "))); set the recipe's output.formats to "
-                             + "[\"safetensors\"] or [] to prune and evaluate without a GGUF")
-        }
+    /// llama.cpp's `deci` (Nemotron): the LLaMA block with per-layer head, KV-head and MLP counts,
+    /// adjacent-pair RoPE, and optional q/k/v biases of any length. Any pruned decoder fits it.
+    public static let deci = GGUFTarget(architecture: "deci", ropeLayout: .adjacentPairs, perLayerWidths: true)
+}
+
+extension Architecture {
+    public var ggufFullWidthQueries: Bool { false }
+
+    /// The architecture's own GGUF name when llama.cpp's loader for it can hold `config` (one width
+    /// for all layers, and full-width queries where it demands them); `deci` otherwise.
+    public func ggufTarget(for config: ModelConfig) -> GGUFTarget {
+        let queriesFit = !ggufFullWidthQueries || config.nHead.allSatisfy { $0 * config.headDim == config.hiddenSize }
+        guard config.isUniform, queriesFit, let own = ggufNames.first else { return .deci }
+        return GGUFTarget(architecture: own, ropeLayout: ggufRoPE, perLayerWidths: false)
     }
 }
 

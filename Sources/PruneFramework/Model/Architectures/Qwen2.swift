@@ -8,6 +8,8 @@ public struct Qwen2Architecture: Architecture {
     public let hfModelType = "qwen2"
     public let attentionBias = true
     public let ggufRoPE = RoPELayout.halves
+    /// llama.cpp's `qwen2` loader wants `attn_q` and `attn_output` of `n_embd × n_embd`: pruned heads go to `deci`.
+    public let ggufFullWidthQueries = true
 
     public init() {}
 }
