@@ -27,6 +27,10 @@ public final class BPETokenizer: Sendable {
     let bytesOfToken: [[UInt8]]
     /// The merge table and initial symbols.
     let merges: MergeTable
+    /// The merge rules by rank, as given (for writing the tokenizer out).
+    let mergePairs: [(String, String)]
+    /// GGUF token types by id, or nil when every token is normal.
+    let tokenTypes: [Int]?
     /// How text is split before merging.
     let preTokenizer: PreTokenizer
     /// Control and user-defined tokens, matched in the text (control ones only with `parseSpecial`).
@@ -101,6 +105,8 @@ public final class BPETokenizer: Sendable {
         self.ids = ids
         self.bytesOfToken = bytesOfToken
         self.merges = MergeTable(pairs: mergePairs, ids: ids, vocabSize: tokens.count)
+        self.mergePairs = mergePairs
+        self.tokenTypes = tokenTypes
         self.preTokenizer = preTokenizer
         self.specials = SpecialTokenMatcher(special)
         self.bosTokenId = bosTokenId

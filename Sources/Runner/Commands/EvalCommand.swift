@@ -50,10 +50,10 @@ enum EvalCommand {
         let maxWindows = try a.int("max-windows", range: 1...Int.max)
         let batch = try a.int("batch", range: 1...4096)
         let text = try Datasets.resolve(datasetName, dataDir: a.string("data-dir"))
-        let file = try GGUFFile(path: modelPath)
-        let tokenizer = try BPETokenizer(gguf: file)
-        let model = try Transformer(gguf: file)
-        let numerics = numericsName == "llamacpp" ? try LlamaCppNumerics(gguf: file) : nil
+        let source = try ModelSource(path: modelPath)
+        let tokenizer = try source.tokenizer()
+        let model = try source.load()
+        let numerics = try numericsName == "llamacpp" ? LlamaCppNumerics(gguf: llamaCppFile(source)) : nil
         guard seqLen <= model.config.contextLength * 4 else {
             throw PruneError(.outOfRange, "prune eval: '--seq-len' = '\(seqLen)' is far beyond the model's context length \(model.config.contextLength)")
         }
@@ -80,6 +80,14 @@ enum EvalCommand {
         }
     }
 
+    /// The GGUF whose quantized blocks `--numerics llamacpp` reproduces; a Hugging Face model has none.
+    static func llamaCppFile(_ source: ModelSource) throws -> GGUFFile {
+        guard let f = source.gguf else {
+            throw PruneError(.invalidArgument, "prune eval: '--numerics llamacpp' reproduces llama.cpp's arithmetic on a GGUF's quantized blocks; '\(source.path)' is a Hugging Face model, so use the default numerics")
+        }
+        return f
+    }
+
     struct ZeroShotOutput: Encodable {
         var model: String
         var limit: Int?
@@ -90,9 +98,9 @@ enum EvalCommand {
     static func runZeroShot(modelPath: String, tasks: [ZeroShotTask], limit: Int?, mode: ZeroShotScorer.Mode,
                            dataDir: String?, json: Bool) throws {
         let taskItems = try tasks.map { try ($0, $0.load(dataDir: dataDir, limit: limit)) }
-        let file = try GGUFFile(path: modelPath)
-        let tokenizer = try BPETokenizer(gguf: file)
-        let scorer = ZeroShotScorer(model: try Transformer(gguf: file), mode: mode)
+        let source = try ModelSource(path: modelPath)
+        let tokenizer = try source.tokenizer()
+        let scorer = ZeroShotScorer(model: try source.load(), mode: mode)
         var results: [ZeroShotResult] = []
         for (task, items) in taskItems {
             let bar = ProgressBar(total: items.count, label: "eval \(task.rawValue)", unit: "item")

@@ -11,9 +11,9 @@ enum GenerateCommand {
         let temperature = try a.double("temperature", default: 0.7, range: 0...100)
         let topP = try a.double("top-p", default: 0.9, range: 0.000001...1)
         let seed = try a.int("seed", default: 0)!
-        let file = try GGUFFile(path: path)
-        let tokenizer = try BPETokenizer(gguf: file)
-        let model = try Transformer(gguf: file)
+        let source = try ModelSource(path: path)
+        let tokenizer = try source.tokenizer()
+        let model = try source.load()
         let text = a.flag("chat") ? "<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n" : prompt
         var ids = tokenizer.encode(text, parseSpecial: a.flag("chat"))
         if ids.isEmpty, let bos = tokenizer.bosTokenId { ids = [Int32(bos)] }

@@ -1,7 +1,8 @@
 import Foundation
 import PruneFramework
 
-/// `prune inspect MODEL.gguf [--json]`: metadata and a tensor table.
+/// `prune inspect MODEL [--json]`: metadata and a tensor table of a GGUF file, or of a Hugging Face
+/// directory (its config.json as the model reads it, and the tensors of its safetensors files).
 enum InspectCommand {
     struct TensorRow: Codable { var name: String; var type: String; var shape: [Int]; var bytes: Int }
     struct Report: Codable {
@@ -17,7 +18,8 @@ enum InspectCommand {
         guard let path = a.string("model") ?? a.positionals.first else {
             throw PruneError(.invalidArgument, "prune inspect: give a model file, e.g. 'prune inspect models/SmolLM2-135M-Instruct.Q4_1.gguf'")
         }
-        let f = try GGUFFile(path: path)
+        let source = try ModelSource(path: path)
+        guard let f = source.gguf else { return try huggingFace(source, json: a.flag("json")) }
         let rows = f.tensors.map { TensorRow(name: $0.name, type: $0.type.name, shape: $0.shape, bytes: $0.byteCount) }
         let report = Report(path: path, version: f.version,
                             metadata: Dictionary(f.metadata.map { ($0.key, describe($0.value)) }, uniquingKeysWith: { a, _ in a }),
@@ -39,6 +41,27 @@ enum InspectCommand {
             let shape = r.shape.map(String.init).joined(separator: "×")
             print("  \(pad(r.name, nameWidth))  \(pad(r.type, 5))  \(pad(shape, 14))  \(r.bytes)")
         }
+        print("\n\(report.parameters) parameters in \(report.totalBytes) bytes of tensor data")
+    }
+
+    /// A Hugging Face directory: the config it is read as, and every tensor of its safetensors files.
+    static func huggingFace(_ source: ModelSource, json: Bool) throws {
+        let config = try source.config()
+        let files = try source.files().filter { $0.hasSuffix(".safetensors") }.map { try SafetensorsFile(path: $0) }
+        let rows = files.flatMap { f in f.tensors.map { TensorRow(name: $0.name, type: $0.dtypeName, shape: $0.shape, bytes: $0.range.count) } }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let configJSON = String(decoding: try enc.encode(config), as: UTF8.self)
+        let report = Report(path: source.path, version: 0, metadata: ["config": configJSON], tensors: rows,
+                            totalBytes: rows.reduce(0) { $0 + $1.bytes }, parameters: rows.reduce(0) { $0 + $1.shape.reduce(1, *) })
+        if json { return try CLI.printJSON(report) }
+        print("directory: \(source.path) (Hugging Face, \(files.count) safetensors file(s), \(rows.count) tensors)")
+        print("\nconfig (as read): architecture \(config.architecture), \(config.nLayers) layers, hidden \(config.hiddenSize), "
+              + "heads \(Set(config.nHead).sorted()), KV heads \(Set(config.nKVHead).sorted()), MLP \(Set(config.ffnDim).sorted()), "
+              + "vocab \(config.vocabSize), tied head \(config.tiedEmbeddings), q/k/v biases \(config.attentionBias)")
+        print("\ntensors:")
+        let nameWidth = min(48, rows.map { $0.name.count }.max() ?? 0)
+        for r in rows { print("  \(pad(r.name, nameWidth))  \(pad(r.type, 5))  \(pad(r.shape.map(String.init).joined(separator: "×"), 14))  \(r.bytes)") }
         print("\n\(report.parameters) parameters in \(report.totalBytes) bytes of tensor data")
     }
 

@@ -6,7 +6,7 @@ enum TokenizeCommand {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, command: "tokenize", valued: ["model", "input", "ids-out"], flags: ["parse-special"])
         let model = try a.required("model"), input = try a.required("input"), out = try a.required("ids-out")
-        let tokenizer = try BPETokenizer(gguf: try GGUFFile(path: model))
+        let tokenizer = try ModelSource(path: model).tokenizer()
         guard let data = FileManager.default.contents(atPath: input) else {
             throw PruneError(.fileNotFound, "prune tokenize: input file '\(input)' cannot be read")
         }

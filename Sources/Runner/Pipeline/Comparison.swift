@@ -97,7 +97,7 @@ public final class Comparison {
         let t0 = Date()
         try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
         log("▶ hashing \(recipe.model)")
-        let modelHash = try SHA256.hex(file: recipe.model)
+        let modelHash = try ModelSource(path: recipe.model).sha256()
         log("  sha256 \(modelHash)")
         var planned: [Planned] = []
         if sweep.dense {
@@ -170,9 +170,9 @@ public final class Comparison {
         let t0 = Date()
         let run = PruneRun(recipe: p.recipe, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir)
         run.log = { [log] in log("  " + $0) }
-        let file = try GGUFFile(path: p.recipe.model)
-        let model = try Transformer(gguf: file)
-        let tokenizer = try BPETokenizer(gguf: file)
+        let source = try ModelSource(path: p.recipe.model)
+        let model = try source.load()
+        let tokenizer = try source.tokenizer()
         let ppl = try run.evaluate(model, tokenizer, label: "dense")
         let zs = try run.evaluateTasks(model, tokenizer)
         let s = Date().timeIntervalSince(t0)

@@ -51,6 +51,13 @@ public final class PruneRun {
         if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
             throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
         }
+        let source: ModelSource
+        do { source = try ModelSource(path: recipe.model) } catch let e as PruneError {
+            throw PruneError(e.code, "recipe: model: \(e.message)")
+        }
+        if source.gguf == nil && recipe.output.formats.contains("gguf") {
+            throw PruneError(.unsupported, "recipe: output.formats = '\(recipe.output.formats)': a GGUF needs the tokenizer in GGUF form, and converting a Hugging Face tokenizer.json is not supported yet; set output.formats to [\"safetensors\"] for a Hugging Face model directory, or start from its GGUF")
+        }
     }
 
     func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
@@ -84,11 +91,11 @@ public final class PruneRun {
     public func run() throws -> RunReport {
         try preflight()
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-        let (file, model0) = try timed("load \(recipe.model)") { () throws -> (GGUFFile, Transformer) in
-            let f = try GGUFFile(path: recipe.model)
-            return (f, try Transformer(gguf: f))
+        let (source, model0) = try timed("load \(recipe.model)") { () throws -> (ModelSource, Transformer) in
+            let s = try ModelSource(path: recipe.model)
+            return (s, try s.load())
         }
-        let tokenizer = try BPETokenizer(gguf: file)
+        let tokenizer = try source.tokenizer()
         let before = evaluateDense ? try timed("evaluate dense model") { try evaluate(model0, tokenizer, label: "before") } : []
         let sequences = try timed("tokenize calibration data") { () throws -> [[Int32]] in
             let docs = try Calibration.documents(recipe.calibration.dataset, dataDir: dataDir)
@@ -144,7 +151,7 @@ public final class PruneRun {
         var outputs: [String] = []
         let final = model
         try timed("write outputs to \(outputDir)") {
-            outputs = try writeOutputs(final, original: model0.config, source: file)
+            outputs = try writeOutputs(final, original: model0.config, source: source, tokenizer: tokenizer)
         }
         // Evaluate the model as written (weights rounded to the output dtype), so `prune eval` on the
         // exported file reproduces ppl_after.
@@ -175,21 +182,21 @@ public final class PruneRun {
         return report
     }
 
-    func writeOutputs(_ model: Transformer, original: ModelConfig, source: GGUFFile) throws -> [String] {
+    func writeOutputs(_ model: Transformer, original: ModelConfig, source: ModelSource, tokenizer: BPETokenizer) throws -> [String] {
         var out: [String] = []
         let chart = maskSummary?.chart ?? sparsityChart(before: original, after: model.config)
         try writeAtomically(Data(chart.utf8), to: outputDir + "/sparsity.svg")
         out.append("sparsity.svg")
-        let base = ((recipe.model as NSString).lastPathComponent as NSString).deletingPathExtension
+        let base = source.stem
         if recipe.output.formats.contains("gguf") {
             let name = "\(base).pruned.\(recipe.output.dtype).gguf"
             let type = GGUFExportType(rawValue: recipe.output.dtype) ?? .f16
-            try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source, name: base + " (pruned)")
+            try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, name: base + " (pruned)")
             out.append(name)
         }
         if recipe.output.formats.contains("safetensors") {
-            try model.saveSafetensors(directory: outputDir + "/safetensors", dtype: recipe.output.dtype == "f32" ? .f32 : .f16)
-            out += ["safetensors/model.safetensors", "safetensors/config.json"]
+            try model.saveSafetensors(directory: outputDir + "/safetensors", dtype: recipe.output.dtype == "f32" ? .f32 : .f16, tokenizer: tokenizer)
+            out += ["safetensors/model.safetensors", "safetensors/config.json", "safetensors/tokenizer.json", "safetensors/tokenizer_config.json"]
         }
         try writeAtomically(try resolvedRecipeJSON(), to: outputDir + "/recipe.resolved.json")
         out.append("recipe.resolved.json")

@@ -61,8 +61,10 @@ extension Transformer {
 
     /// Saves the model as a Hugging Face checkpoint: `model.safetensors` and `config.json` in
     /// `directory` (created if needed), each written atomically. Q/K rows are converted to the
-    /// rotate-half layout; per-layer widths go to `config.json`'s `prune_per_layer`.
-    public func saveSafetensors(directory: String, dtype: SafetensorsDType = .f32) throws {
+    /// rotate-half layout; per-layer widths go to `config.json`'s `prune_per_layer`. With a
+    /// `tokenizer`, `tokenizer.json` and `tokenizer_config.json` are written too, so the directory
+    /// is a complete model for this package and for Hugging Face `transformers`.
+    public func saveSafetensors(directory: String, dtype: SafetensorsDType = .f32, tokenizer: BPETokenizer? = nil) throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -91,6 +93,10 @@ extension Transformer {
             throw PruneError(.io, "cannot encode config.json for '\(directory)': \(error.localizedDescription)")
         }
         try SafetensorsWriter.streamAtomically([json], to: dir.appendingPathComponent("config.json"))
+        if let tokenizer {
+            try SafetensorsWriter.streamAtomically([try tokenizer.tokenizerJSON()], to: dir.appendingPathComponent("tokenizer.json"))
+            try SafetensorsWriter.streamAtomically([try tokenizer.tokenizerConfigJSON()], to: dir.appendingPathComponent("tokenizer_config.json"))
+        }
     }
 
     /// The weight files of a Hugging Face model directory.

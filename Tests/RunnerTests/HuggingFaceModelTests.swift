@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import PruneFramework
+@testable import Runner
+
+/// A recipe's `model` and the commands' `--model` may be a Hugging Face directory.
+@Suite struct HuggingFaceModelTests {
+    /// The tiny GGUF of `tinyFiles` as a Hugging Face directory (`hf/`), with its tokenizer.
+    func tinyDirectory(_ dir: String) throws -> (gguf: String, hf: String, text: String) {
+        let (model, text) = try tinyFiles(dir)
+        let source = try ModelSource(path: model)
+        try source.load().saveSafetensors(directory: dir + "/hf", tokenizer: try source.tokenizer())
+        return (model, dir + "/hf", text)
+    }
+
+    func recipe(model: String, text: String, out: String, formats: String) -> String {
+        """
+        {"version": 1, "model": "\(model)",
+         "calibration": {"dataset": "\(text)", "samples": 4, "seqLen": 16, "seed": 1},
+         "grouping": {"type": "llama", "layers": [0, 1]},
+         "criterion": {"type": "wanda"}, "scheduler": {"type": "uniform", "ratio": 0.2},
+         "evaluation": {"datasets": ["\(text)"], "seqLen": 16, "maxWindows": 4},
+         "output": {"dir": "\(out)", "formats": \(formats), "dtype": "f32"}}
+        """
+    }
+
+    @Test func aRecipeOnADirectoryPrunesAsOnItsGGUF() throws {
+        let dir = try temporaryDirectory("prune-hf-run")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (gguf, hf, text) = try tinyDirectory(dir)
+        var reports: [RunReport] = []
+        for (model, out) in [(gguf, dir + "/from-gguf"), (hf, dir + "/from-hf")] {
+            let json = recipe(model: model, text: text, out: out, formats: #"["safetensors"]"#)
+            let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
+            run.log = { _ in }
+            reports.append(try run.run())
+        }
+        #expect(reports[0].pplBefore == reports[1].pplBefore && reports[0].pplAfter == reports[1].pplAfter)
+        #expect(reports[0].widthsAfter.ffnDim == reports[1].widthsAfter.ffnDim && reports[0].widthsAfter.nHead == reports[1].widthsAfter.nHead)
+        // The output directory is a model of its own, tokenizer included, named after the input.
+        #expect(reports[1].outputs.contains("safetensors/tokenizer.json"))
+        let out = try ModelSource(path: dir + "/from-hf/safetensors")
+        #expect(try out.config() == (try ModelSource(path: dir + "/from-gguf/safetensors").config()))
+        #expect(try out.tokenizer().encode("the quick") == (try ModelSource(path: gguf).tokenizer().encode("the quick")))
+    }
+
+    @Test func aGGUFOutputFromADirectoryIsRefusedBeforeAnyWork() throws {
+        let dir = try temporaryDirectory("prune-hf-gguf")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (_, hf, text) = try tinyDirectory(dir)
+        let message = preflightError(recipe(model: hf, text: text, out: dir + "/out", formats: #"["gguf"]"#))
+        #expect(message?.contains("converting a Hugging Face tokenizer.json is not supported yet; set output.formats to [\"safetensors\"]") == true, "\(message ?? "passed")")
+    }
+
+    @Test func evalInspectAndTokenizeTakeADirectory() throws {
+        let dir = try temporaryDirectory("prune-hf-cli")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (gguf, hf, text) = try tinyDirectory(dir)
+        let args = ["eval", "--dataset", text, "--seq-len", "16", "--max-windows", "2", "--json"]
+        let a = try WorkingDirectoryTests.runPrune(args + ["--model", gguf], cwd: dir)
+        let b = try WorkingDirectoryTests.runPrune(args + ["--model", hf], cwd: dir)
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+        let ppl = { (s: String) in (try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any])?["ppl"] as? Double }
+        #expect(ppl(a.stdout) != nil && ppl(a.stdout) == ppl(b.stdout), "\(a.stdout) \(b.stdout)")
+        let inspect = try WorkingDirectoryTests.runPrune(["inspect", hf], cwd: dir)
+        #expect(inspect.status == 0 && inspect.stdout.contains("architecture llama, 2 layers, hidden 16"), "\(inspect.stdout) \(inspect.stderr)")
+        #expect(inspect.stdout.contains("model.layers.1.mlp.down_proj.weight"))
+        let numerics = try WorkingDirectoryTests.runPrune(args + ["--model", hf, "--numerics", "llamacpp"], cwd: dir)
+        #expect(numerics.status != 0 && numerics.stderr.contains("is a Hugging Face model, so use the default numerics"), "\(numerics.stderr)")
+        for (model, out) in [(gguf, "a.i32"), (hf, "b.i32")] {
+            let t = try WorkingDirectoryTests.runPrune(["tokenize", "--model", model, "--input", text, "--ids-out", out], cwd: dir)
+            #expect(t.status == 0, "\(t.stderr)")
+        }
+        #expect(FileManager.default.contents(atPath: dir + "/a.i32") == FileManager.default.contents(atPath: dir + "/b.i32"))
+    }
+}
