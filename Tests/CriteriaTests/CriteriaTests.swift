@@ -55,6 +55,26 @@ import Testing
         for (a, b) in zip(s, want) { #expect(abs(a - b) < 1e-9) }
     }
 
+    /// FLAP's Wanda-sp: only the channel's ffn_down column counts (down columns [1,0] [0,0] [-2,1]
+    /// against intermediate norms 3, 0, 4); a group without such columns is refused by name.
+    @Test func wandaOutputSlicesScoreByTheDownColumnAlone() throws {
+        let m = try handModel()
+        let stats = ActivationStatistics()
+        var mlpIn: [Float] = [1, 2, 1, 0]
+        var mid: [Float] = [3, 0, 4]
+        mlpIn.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpInput, activations: $0, rows: 2, cols: 2) }
+        mid.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpIntermediate, activations: $0, rows: 1, cols: 3) }
+        _ = (mlpIn, mid)
+        let ctx = ScoringContext(model: m, statistics: stats, seed: 0)
+        let wanda = try JSONDecoder().decode(WandaCriterion.self, from: Data(#"{"slices": "output"}"#.utf8))
+        #expect(try wanda.scores(for: mlpGroup(), context: ctx) == [3, 0, 12])
+        let hidden = PruneGroup(kind: .hiddenChannel, layer: nil, units: [PruneUnit(slices: [TensorSlice(TensorNames.ffnDown(0), axis: 0, 0..<1)], parameterCount: 3)])
+        let e = try #require(throws: PruneError.self) { try wanda.scores(for: hidden, context: ctx) }
+        #expect(e.message.contains("slices 'output' scores KV groups and MLP channels") && e.message.contains("(hidden-channels) has none"), "\(e.message)")
+        // The default encodes as before, so sweep cache keys of plain wanda do not change.
+        #expect(String(decoding: try JSONEncoder().encode(WandaCriterion()), as: UTF8.self) == #"{"reduction":"sum"}"#)
+    }
+
     @Test func wandaWithoutStatisticsSaysWhy() throws {
         let m = try handModel()
         let e = try #require(throws: PruneError.self) {

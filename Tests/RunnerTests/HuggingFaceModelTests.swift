@@ -44,12 +44,25 @@ import Testing
         #expect(try out.tokenizer().encode("the quick") == (try ModelSource(path: gguf).tokenizer().encode("the quick")))
     }
 
-    @Test func aGGUFOutputFromADirectoryIsRefusedBeforeAnyWork() throws {
+    /// From a directory, the GGUF's tokenizer keys come from tokenizer.json: the exported file
+    /// tokenizes and computes as the one exported from the GGUF.
+    @Test func aGGUFOutputFromADirectoryCarriesItsTokenizer() throws {
         let dir = try temporaryDirectory("prune-hf-gguf")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (_, hf, text) = try tinyDirectory(dir)
-        let message = preflightError(recipe(model: hf, text: text, out: dir + "/out", formats: #"["gguf"]"#))
-        #expect(message?.contains("converting a Hugging Face tokenizer.json is not supported yet; set output.formats to [\"safetensors\"]") == true, "\(message ?? "passed")")
+        let (gguf, hf, text) = try tinyDirectory(dir)
+        var exported: [ModelSource] = []
+        for (model, out) in [(gguf, dir + "/from-gguf"), (hf, dir + "/from-hf")] {
+            let json = recipe(model: model, text: text, out: out, formats: #"["gguf"]"#)
+            let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
+            run.log = { _ in }
+            let report = try run.run()
+            exported.append(try ModelSource(path: out + "/" + (try #require(report.outputs.first { $0.hasSuffix(".gguf") }))))
+        }
+        #expect(exported[1].gguf?["tokenizer.ggml.pre"]?.string == "gpt2")
+        let sample = try String(contentsOfFile: text, encoding: .utf8)
+        #expect(try exported[1].tokenizer().encode(sample) == (try exported[0].tokenizer().encode(sample)))
+        let ids: [Int32] = [5, 40, 41, 256, 7]
+        #expect(try exported[1].load().logits(tokens: ids, batch: 1, seqLen: 5) == (try exported[0].load().logits(tokens: ids, batch: 1, seqLen: 5)))
     }
 
     @Test func evalInspectAndTokenizeTakeADirectory() throws {

@@ -30,8 +30,9 @@ extension Transformer {
     ///
     /// `source`: the GGUF the model was loaded from; its `tokenizer.*` and `general.*` metadata
     /// (except `general.file_type`, `general.quantization_*`, `general.alignment`) are copied so
-    /// llama.cpp can tokenize; without a source the file has no tokenizer and llama.cpp refuses to
-    /// load it (this package still can). `name` sets `general.name` (default: the source's, else
+    /// llama.cpp can tokenize. Without a source, `tokenizer` (say one read from a Hugging Face
+    /// `tokenizer.json`) gives the `tokenizer.*` keys; with neither the file has no tokenizer and
+    /// llama.cpp refuses to load it (this package still can). `name` sets `general.name` (default: the source's, else
     /// "pruned model").
     ///
     /// llama.cpp's `llama` and `qwen2` loaders take one width for all layers, and `qwen2` only
@@ -43,7 +44,8 @@ extension Transformer {
     /// Scalars are u32 and f32, the exact types llama.cpp's `get_key` demands. Tensors go in the
     /// order `token_embd`, `blk.N.*`, `output_norm`, then `output` (absent when the head is tied).
     /// The file is written atomically: a failure leaves no partial file.
-    public func writeGGUF(to path: String, type: GGUFExportType = .f16, source: GGUFFile? = nil, name: String? = nil) throws {
+    public func writeGGUF(to path: String, type: GGUFExportType = .f16, source: GGUFFile? = nil, tokenizer: BPETokenizer? = nil,
+                          name: String? = nil) throws {
         let target = try Architectures.named(config.architecture).ggufTarget(for: config)
         let dir = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
@@ -51,7 +53,7 @@ extension Transformer {
             throw PruneError(.fileNotFound, "cannot write GGUF '\(path)': directory '\(dir)' does not exist; create it first")
         }
         var w = GGUFWriter()
-        for (key, value) in try ggufMetadata(type: type, source: source, name: name, target: target) { w.set(key, value) }
+        for (key, value) in try ggufMetadata(type: type, source: source, tokenizer: tokenizer, name: name, target: target) { w.set(key, value) }
         for (tensorName, shape) in TensorNames.layout(for: config) {
             let ggml: GGMLType = shape.count == 1 ? .f32 : type.matrixType(rowLength: shape[shape.count - 1])
             var data = Array(params.view(tensorName))
@@ -64,7 +66,8 @@ extension Transformer {
     }
 
     /// The metadata of an exported file, in file order.
-    func ggufMetadata(type: GGUFExportType, source: GGUFFile?, name: String?, target: GGUFTarget? = nil) throws -> [(key: String, value: GGUFValue)] {
+    func ggufMetadata(type: GGUFExportType, source: GGUFFile?, tokenizer: BPETokenizer? = nil, name: String?,
+                      target: GGUFTarget? = nil) throws -> [(key: String, value: GGUFValue)] {
         let c = config
         let target = try target ?? Architectures.named(c.architecture).ggufTarget(for: c)
         let arch = target.architecture
@@ -102,6 +105,12 @@ extension Transformer {
             ("general.file_type", .uint32(type.fileType)),
         ]
         out += copied.filter { $0.key.hasPrefix("tokenizer.") }
+        if source == nil, let tokenizer {
+            guard tokenizer.vocabSize == c.vocabSize else {
+                throw PruneError(.shapeMismatch, "GGUF export: the tokenizer has \(tokenizer.vocabSize) tokens but the model's vocabulary is \(c.vocabSize); pass the model's own tokenizer")
+            }
+            out += tokenizer.ggufMetadata()
+        }
         // Keep BOS/EOS for a model that has them but no source tokenizer to copy them from.
         let keys = Set(out.map(\.key))
         for (key, id) in [("tokenizer.ggml.bos_token_id", c.bosTokenId), ("tokenizer.ggml.eos_token_id", c.eosTokenId)] {

@@ -51,12 +51,8 @@ public final class PruneRun {
         if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
             throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
         }
-        let source: ModelSource
-        do { source = try ModelSource(path: recipe.model) } catch let e as PruneError {
+        do { _ = try ModelSource(path: recipe.model) } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
-        }
-        if source.gguf == nil && recipe.output.formats.contains("gguf") {
-            throw PruneError(.unsupported, "recipe: output.formats = '\(recipe.output.formats)': a GGUF needs the tokenizer in GGUF form, and converting a Hugging Face tokenizer.json is not supported yet; set output.formats to [\"safetensors\"] for a Hugging Face model directory, or start from its GGUF")
         }
     }
 
@@ -191,7 +187,7 @@ public final class PruneRun {
         if recipe.output.formats.contains("gguf") {
             let name = "\(base).pruned.\(recipe.output.dtype).gguf"
             let type = GGUFExportType(rawValue: recipe.output.dtype) ?? .f16
-            try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, name: base + " (pruned)")
+            try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, tokenizer: tokenizer, name: base + " (pruned)")
             out.append(name)
         }
         if recipe.output.formats.contains("safetensors") {
