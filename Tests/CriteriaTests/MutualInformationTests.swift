@@ -98,7 +98,7 @@ import Testing
 
     @Test func scoresMLPChannelsAndKVGroupsOfAModel() throws {
         let m = try model(), n = 64
-        let groups = try LlamaGroupingForTests.groups(m)
+        let groups = try DecoderGroupingForTests.groups(m)
         var mlp = gaussians(n: n, cols: 6, seed: 6), heads = gaussians(n: n, cols: 6, seed: 7)
         copy(column: 2, to: 5, in: &mlp, n: n, cols: 6)
         // KV group 2 (head-output columns 4, 5) repeats group 0 (columns 0, 1).
@@ -117,7 +117,7 @@ import Testing
 
     @Test func missingSamplesAndOtherStructuresSayWhy() throws {
         let m = try model()
-        let groups = try LlamaGroupingForTests.groups(m)
+        let groups = try DecoderGroupingForTests.groups(m)
         do {
             _ = try MutualInformationCriterion().scores(for: groups.mlp, context: ScoringContext(model: m, statistics: ActivationStatistics(), seed: 0))
             Issue.record("scored without samples")
@@ -152,7 +152,7 @@ import Testing
 }
 
 /// The llama grouping's MLP-channel and KV-group units for layer 0, built as the grouping builds them.
-enum LlamaGroupingForTests {
+enum DecoderGroupingForTests {
     static func groups(_ m: Transformer) throws -> (mlp: PruneGroup, kv: PruneGroup) {
         let c = m.config, hd = c.headDim, q = c.nHead[0] / c.nKVHead[0]
         let mlp = PruneGroup(kind: .mlpChannel, layer: 0, units: (0..<c.ffnDim[0]).map { ch in

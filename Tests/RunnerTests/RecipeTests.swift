@@ -63,9 +63,11 @@ import Testing
 
     @Test func listAndSchemaCoverEveryPlugin() throws {
         let items = RecipeCommands.listing(.builtins())
-        #expect(Set(items.map(\.name)).isSuperset(of: ["llama", "magnitude", "random", "wanda", "uniform", "global", "iterative"]))
+        #expect(Set(items.map(\.name)).isSuperset(of: ["decoder", "magnitude", "random", "wanda", "uniform", "global", "iterative"]))
+        #expect(items.first { $0.name == "decoder" }?.aliases == ["llama"])
         let schema = RecipeCommands.schema(.builtins())
         let data = try JSONSerialization.data(withJSONObject: schema)
-        #expect(String(decoding: data, as: UTF8.self).contains("\"wanda\""))
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"wanda\"") && text.contains(#"["decoder","llama"]"#), "the schema takes the grouping's old name too")
     }
 }

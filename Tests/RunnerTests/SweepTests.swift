@@ -21,6 +21,19 @@ import Testing
 
     func error(_ sweep: String) -> String? { recipeError(Self.base.replacingOccurrences(of: "SWEEP", with: sweep)) }
 
+    /// The grouping was first called `llama`: both names decode to `decoder`, and an entry's cache
+    /// identity keeps the first name, so results measured before the rename are still found.
+    @Test func theRenamedGroupingKeepsItsOldNameAndCacheKeys() throws {
+        let sweep = #"{"methods": [{"name": "m", "criterion": {"type": "magnitude"}}], "sparsities": [0.2]}"#
+        let old = try recipe(sweep)
+        let new = try Recipe.decode(Data(Self.base.replacingOccurrences(of: "SWEEP", with: sweep)
+            .replacingOccurrences(of: #""type": "llama""#, with: #""type": "decoder""#).utf8), plugins: .builtins())
+        #expect(type(of: old.grouping).name == "decoder" && type(of: new.grouping).name == "decoder")
+        #expect(try new.resolvedJSON().object?["grouping"]?.object?["type"] == .string("decoder"))
+        let a = try Comparison.identity(old, dense: false), b = try Comparison.identity(new, dense: false)
+        #expect(a == b && a.object?["grouping"]?.object?["type"] == .string("llama"))
+    }
+
     @Test func methodsTimesSparsitiesTimesFineTune() throws {
         let s = try #require(try recipe("""
         {"methods": [{"name": "mag"}, {"name": "pg", "criterion": {"type": "policy-gradient", "steps": 2}, "scheduler": {"type": "global"}}],

@@ -23,7 +23,7 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
     @Test(arguments: [StructureKind.kvGroup, .mlpChannel, .hiddenChannel], [false, true])
     func eachSliceElementIsInExactlyOneUnit(kind: StructureKind, qwen2: Bool) throws {
         let m = try tinyModel(qwen2: qwen2)
-        let groups = try LlamaGrouping(structures: [kind]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [kind]).groups(for: m)
         var seen: [String: [Int]] = [:]  // "tensor/axis" -> hit counts per index
         for g in groups {
             for u in g.units {
@@ -45,15 +45,15 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
 
     @Test func layerRangeRestrictsGroupsAndIsChecked() throws {
         let m = try tinyModel(layers: 5)
-        let g = try LlamaGrouping(structures: [.kvGroup, .mlpChannel], layers: 1...3).groups(for: m)
+        let g = try DecoderGrouping(structures: [.kvGroup, .mlpChannel], layers: 1...3).groups(for: m)
         #expect(g.map(\.id) == ["kv-groups@1", "kv-groups@2", "kv-groups@3", "mlp-channels@1", "mlp-channels@2", "mlp-channels@3"])
-        let e = try #require(throws: PruneError.self) { try LlamaGrouping(layers: 2...9).groups(for: m) }
+        let e = try #require(throws: PruneError.self) { try DecoderGrouping(layers: 2...9).groups(for: m) }
         #expect(e.code == .outOfRange && e.message.contains("layers = '[2, 9]'") && e.message.contains("5 layers"), "\(e.message)")
     }
 
     @Test(arguments: [false, true]) func unitParameterCountsMatchTheirSlices(qwen2: Bool) throws {
         let m = try tinyModel(qwen2: qwen2)
-        for g in try LlamaGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: m) {
+        for g in try DecoderGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: m) {
             for u in g.units {
                 let n = u.slices.reduce(0) { acc, s in
                     let e = m.params.entry(s.tensor)!
@@ -71,7 +71,7 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
     /// The physically pruned model computes what the dense model computes with those units zeroed.
     @Test(arguments: [false, true]) func prunedLogitsEqualMaskedLogits(qwen2: Bool) throws {
         let dense = try tinyModel(layers: 4, seed: 3, qwen2: qwen2)
-        let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: dense)
+        let groups = try DecoderGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: dense)
         var plan = PruningPlan()
         plan.removals["kv-groups@0"] = [1]
         plan.removals["kv-groups@2"] = [0, 2]
@@ -91,7 +91,7 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
 
     @Test func aLayerKeepsAtLeastOneKVGroup() throws {
         let m = try tinyModel()
-        let groups = try LlamaGrouping(structures: [.kvGroup]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.kvGroup]).groups(for: m)
         let plan = PruningPlan(removals: ["kv-groups@1": [0, 1, 2]])
         do {
             _ = try Surgery.apply(plan, groups: groups, to: m)
@@ -103,7 +103,7 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
 
     @Test func hiddenChannelsShrinkTheResidualStream() throws {
         let m = try tinyModel()
-        let groups = try LlamaGrouping(structures: [.hiddenChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.hiddenChannel]).groups(for: m)
         let pruned = try Surgery.apply(PruningPlan(removals: ["hidden-channels": [0, 3, 15]]), groups: groups, to: m)
         #expect(pruned.config.hiddenSize == 13)
         #expect(pruned.parameterCount == m.parameterCount - 3 * groups[0].units[0].parameterCount)
@@ -114,7 +114,7 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
     @Test(.requires(.smolLM2))
     func smolLM2PrunedLogitsEqualMaskedLogits() throws {
         let dense = try Transformer(path: RequiredFile.smolLM2.path)
-        let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel], layers: 3...26).groups(for: dense)
+        let groups = try DecoderGrouping(structures: [.kvGroup, .mlpChannel], layers: 3...26).groups(for: dense)
         var plan = PruningPlan()
         for (i, g) in groups.enumerated() {
             let n = g.kind == .kvGroup ? 1 : 300

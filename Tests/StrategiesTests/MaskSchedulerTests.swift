@@ -87,13 +87,13 @@ import Testing
     ])
     func maskedMatricesAreTheLinearsTheStructuresTouch(kinds: [StructureKind], names: [String]) throws {
         let m = try tinyModel(layers: 4)
-        let t = Masking.linearTensors(touchedBy: try LlamaGrouping(structures: kinds, layers: 1...2).groups(for: m), in: m)
+        let t = Masking.linearTensors(touchedBy: try DecoderGrouping(structures: kinds, layers: 1...2).groups(for: m), in: m)
         #expect(t == [1, 2].flatMap { l in names.map { "blk.\(l).\($0).weight" } })
     }
 
     @Test func hiddenChannelsMaskEveryLinearButNoEmbeddingOrNorm() throws {
         let m = try tinyModel(layers: 2)
-        let t = Masking.linearTensors(touchedBy: try LlamaGrouping(structures: [.hiddenChannel]).groups(for: m), in: m)
+        let t = Masking.linearTensors(touchedBy: try DecoderGrouping(structures: [.hiddenChannel]).groups(for: m), in: m)
         #expect(t.count == 14)
         #expect(!t.contains { $0.contains("norm") || $0.contains("token_embd") })
     }

@@ -17,7 +17,7 @@ import Testing
     @Test(arguments: [(0.2, 0.0, 0.6), (0.3, 0.1, 0.5), (0.25, 0.05, 0.9), (0.15, 0.0, 0.9)])
     func allocationHonoursBoundsAndTheTotal(ratio: Double, minRatio: Double, maxRatio: Double) throws {
         let m = try tinyModel(layers: 6)
-        let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.kvGroup, .mlpChannel]).groups(for: m)
         let s = try decode(SAAPScheduler.self, #"{"ratio": \#(ratio), "minRatio": \#(minRatio), "maxRatio": \#(maxRatio), "spread": 0.6}"#)
         let ctx = PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount)
         let plan = try s.plan(groups: groups, scores: Self.scores(groups), context: ctx)
@@ -43,7 +43,7 @@ import Testing
 
     @Test func structureRatioCountsUnits() throws {
         let m = try tinyModel(layers: 4)
-        let groups = try LlamaGrouping(structures: [.mlpChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.mlpChannel]).groups(for: m)
         let s = try decode(SAAPScheduler.self, #"{"structureRatio": 0.25, "maxRatio": 0.5}"#)
         let plan = try s.plan(groups: groups, scores: Self.scores(groups),
                               context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount))
@@ -62,7 +62,7 @@ import Testing
             }
         }
         let m = try tinyModel(layers: 2)
-        let groups = try LlamaGrouping(structures: [.mlpChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.mlpChannel]).groups(for: m)
         let s = try decode(SAAPScheduler.self, #"{"ratio": 0.5, "maxRatio": 0.1}"#)
         #expect { try s.plan(groups: groups, scores: Self.scores(groups),
                              context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount)) } throws: { e in

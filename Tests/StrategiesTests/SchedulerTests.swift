@@ -8,7 +8,7 @@ import Testing
 
     @Test func uniformMeetsTheParameterTargetAndKeepsOneUnit() throws {
         let m = try tinyModel(layers: 4)
-        let groups = try LlamaGrouping(structures: [.kvGroup, .mlpChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.kvGroup, .mlpChannel]).groups(for: m)
         let scores = groups.map { g in g.units.indices.map { Double($0) } }
         let s = try decode(UniformScheduler.self, #"{"ratio": 0.25}"#)
         let ctx = PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount)
@@ -22,7 +22,7 @@ import Testing
 
     @Test func structureRatioRemovesThatFractionOfEachGroup() throws {
         let m = try tinyModel(layers: 2)
-        let groups = try LlamaGrouping(structures: [.mlpChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.mlpChannel]).groups(for: m)
         let s = try decode(UniformScheduler.self, #"{"structureRatio": 0.5}"#)
         let plan = try s.plan(groups: groups, scores: groups.map { $0.units.map { _ in 1 } },
                               context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount))
@@ -31,7 +31,7 @@ import Testing
 
     @Test func globalRemovesTheLowestNormalisedScoresFirst() throws {
         let m = try tinyModel(layers: 2)
-        let groups = try LlamaGrouping(structures: [.mlpChannel]).groups(for: m)
+        let groups = try DecoderGrouping(structures: [.mlpChannel]).groups(for: m)
         // Layer 1's channels score far lower: with no normalisation they all go first (all but one).
         let scores = [groups[0].units.map { _ in 10.0 }, groups[1].units.indices.map { Double($0) / 10 }]
         let s = try decode(GlobalScheduler.self, #"{"ratio": 0.1, "normalization": "none"}"#)
@@ -46,7 +46,7 @@ import Testing
         var m = try tinyModel(layers: 3)
         let original = m.parameterCount
         for step in 0..<s.steps {
-            let groups = try LlamaGrouping(structures: [.mlpChannel]).groups(for: m)
+            let groups = try DecoderGrouping(structures: [.mlpChannel]).groups(for: m)
             let plan = try s.plan(groups: groups, scores: groups.map { g in g.units.indices.map(Double.init) },
                                   context: PlanContext(model: m, step: step, steps: s.steps, originalParameters: original))
             m = try Surgery.apply(plan, groups: groups, to: m)

@@ -33,6 +33,12 @@ public protocol Plugin: Codable, Sendable {
     static var summary: String { get }
     /// The keys the plugin accepts, with defaults.
     static var keys: [PluginKey] { get }
+    /// Earlier names recipes may still use (a renamed plugin keeps its old name here).
+    static var aliases: [String] { get }
+}
+
+extension Plugin {
+    public static var aliases: [String] { [] }
 }
 
 /// A CodingKey for any string key.

@@ -6,6 +6,8 @@ public final class Registry<P>: @unchecked Sendable {
         public let name: String
         public let summary: String
         public let keys: [PluginKey]
+        /// Earlier names that still decode to this plugin.
+        public let aliases: [String]
         let decode: (Decoder) throws -> P
     }
 
@@ -18,7 +20,7 @@ public final class Registry<P>: @unchecked Sendable {
     /// Registers a plugin type; `wrap` turns it into the stage's existential (usually `{ $0 }`).
     public func register<T: Plugin>(_ type: T.Type, _ wrap: @escaping (T) -> P) {
         entries.removeAll { $0.name == T.name }
-        entries.append(Entry(name: T.name, summary: T.summary, keys: T.keys, decode: { wrap(try T(from: $0)) }))
+        entries.append(Entry(name: T.name, summary: T.summary, keys: T.keys, aliases: T.aliases, decode: { wrap(try T(from: $0)) }))
     }
 
     public var names: [String] { entries.map(\.name) }
@@ -34,7 +36,7 @@ public final class Registry<P>: @unchecked Sendable {
         do { name = try c.decode(String.self, forKey: AnyCodingKey("type")) } catch {
             throw PruneError(.invalidArgument, "recipe: \(path).type must be a string naming a \(stage) plugin")
         }
-        guard let e = entries.first(where: { $0.name == name }) else {
+        guard let e = entries.first(where: { $0.name == name }) ?? entries.first(where: { $0.aliases.contains(name) }) else {
             throw PruneError(.unknownName, "recipe: \(path).type = '\(name)' is not a registered \(stage) plugin; registered: \(names.joined(separator: ", "))")
         }
         return try e.decode(decoder)

@@ -40,10 +40,10 @@ enum RecipeCommands {
         print("\(path): valid (grouping '\(type(of: recipe.grouping).name)', criterion '\(type(of: recipe.criterion).name)', scheduler '\(type(of: recipe.scheduler).name)')")
     }
 
-    struct Listed: Codable { var stage: String; var name: String; var summary: String; var keys: [PluginKey] }
+    struct Listed: Codable { var stage: String; var name: String; var summary: String; var keys: [PluginKey]; var aliases: [String] }
 
     static func listing(_ plugins: PluginSet) -> [Listed] {
-        func rows<P>(_ r: Registry<P>) -> [Listed] { r.entries.map { Listed(stage: r.stage, name: $0.name, summary: $0.summary, keys: $0.keys) } }
+        func rows<P>(_ r: Registry<P>) -> [Listed] { r.entries.map { Listed(stage: r.stage, name: $0.name, summary: $0.summary, keys: $0.keys, aliases: $0.aliases) } }
         return rows(plugins.groupings) + rows(plugins.criteria) + rows(plugins.schedulers) + rows(plugins.fineTuners)
     }
 
@@ -60,7 +60,7 @@ enum RecipeCommands {
                 stage = i.stage
                 print("\n\(stage):")
             }
-            print("  \(i.name) — \(i.summary)")
+            print("  \(i.name) — \(i.summary)" + (i.aliases.isEmpty ? "" : " (also: \(i.aliases.joined(separator: ", ")))"))
             for k in i.keys {
                 let allowed = k.allowed.map { " (\($0.joined(separator: "|")))" } ?? ""
                 print("      \(k.name): \(k.type) = \(k.defaultValue ?? "required")\(allowed) — \(k.summary)")
@@ -85,7 +85,7 @@ enum RecipeCommands {
         }
         func stage<P>(_ r: Registry<P>) -> [String: Any] {
             ["oneOf": r.entries.map { e -> [String: Any] in
-                var props: [String: Any] = ["type": ["const": e.name]]
+                var props: [String: Any] = ["type": e.aliases.isEmpty ? ["const": e.name] : ["enum": [e.name] + e.aliases]]
                 for k in e.keys { props[k.name] = prop(k) }
                 return ["type": "object", "description": e.summary, "properties": props, "required": ["type"], "additionalProperties": false]
             }]

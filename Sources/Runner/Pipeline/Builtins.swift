@@ -6,7 +6,7 @@ extension PluginSet {
     /// A plugin set with every built-in plugin registered. Users add their own with `register`.
     public static func builtins() -> PluginSet {
         let s = PluginSet()
-        s.groupings.register(LlamaGrouping.self) { $0 }
+        s.groupings.register(DecoderGrouping.self) { $0 }
         s.criteria.register(MagnitudeCriterion.self) { $0 }
         s.criteria.register(RandomCriterion.self) { $0 }
         s.criteria.register(WandaCriterion.self) { $0 }

@@ -72,9 +72,16 @@ public final class Comparison {
         return SHA256.hex(try o.canonicalData())
     }
 
-    /// What identifies an entry's result: everything but `output` and `model`.
+    /// What identifies an entry's result: everything but `output` and `model`. A renamed plugin is
+    /// identified by its first name (its last alias), so results measured before the rename stay cached.
     static func identity(_ r: Recipe, dense: Bool) throws -> JSONValue {
         var o = try r.resolvedJSON().object ?? [:]
+        for (stage, firstName) in [("grouping", type(of: r.grouping).aliases.last)] {
+            if let firstName, var p = o[stage]?.object {
+                p["type"] = .string(firstName)
+                o[stage] = .object(p)
+            }
+        }
         if dense {
             return .object(["dense": .bool(true), "evaluation": o["evaluation"] ?? .null])
         }

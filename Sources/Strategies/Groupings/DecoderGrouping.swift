@@ -2,9 +2,11 @@ import PruneFramework
 
 /// Coupled structures of a decoder with GQA (DESIGN.md §3), LLaMA or Qwen2 alike: KV groups (with
 /// their q/k/v biases where the architecture has them), MLP channels, hidden (residual-stream)
-/// channels and whole blocks. The slices come from `DecoderStructures`.
-public struct LlamaGrouping: Grouping {
-    public static let name = "llama"
+/// channels and whole blocks. The slices come from `DecoderStructures`. Recipes name it `decoder`;
+/// `llama`, its first name, still works.
+public struct DecoderGrouping: Grouping {
+    public static let name = "decoder"
+    public static let aliases = ["llama"]
     public static let summary = "decoder structures (LLaMA, Qwen2): kv-groups, mlp-channels, hidden-channels, blocks, in a layer range"
     public static let keys = [
         PluginKey("structures", "array", default: "[\"kv-groups\", \"mlp-channels\"]",
