@@ -30,6 +30,22 @@ import Testing
         return (try c.run(), lines)
     }
 
+    /// SAAP with bounds that cannot reach a high ratio: that entry is listed with its reason and the
+    /// sweep goes on with the others.
+    @Test func anEntryWhoseTargetCannotBeMetIsListedAndTheSweepGoesOn() throws {
+        let dir = try temporaryDirectory("prune-sweep-infeasible")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (model, text) = try tinyFiles(dir)
+        let json = sweepRecipe(dir: dir, model: model, text: text).replacingOccurrences(of: #"{"name": "magnitude"},"#, with:
+            #"{"name": "saap", "criterion": {"type": "magnitude"}, "scheduler": {"type": "saap", "minRatio": 0.0, "maxRatio": 0.4}},"#)
+        let r = try run(json, dir)
+        #expect(r.rows.filter { $0.name == "random" }.count == 2 && r.rows.first?.dense == true, "the other entries ran")
+        #expect(!r.rows.contains { $0.name == "saap" && $0.ratio == 0.3 })
+        #expect(r.log.contains { $0.contains("saap at 30%: could not run: scheduler 'saap': the target needs") })
+        let md = try String(contentsOfFile: "\(dir)/out/comparison.md", encoding: .utf8)
+        #expect(md.contains("**Could not run**") && md.contains("- saap at 30%: scheduler 'saap'"), "\(md)")
+    }
+
     @Test func aSweepWritesItsTableAndReusesItsCache() throws {
         let dir = try temporaryDirectory("prune-sweep")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -119,7 +119,7 @@ public final class Comparison {
         }
         var results: [SweepResult] = []
         var computedSeconds: [Double] = []
-        var missing: [String] = []
+        var missing: [String] = [], failed: [String] = []
         func label(_ p: Planned) -> String { p.name + (p.dense ? "" : String(format: " at %g%%", p.ratio * 100)) }
         for (i, p) in planned.enumerated() {
             let tag = "[\(i + 1)/\(planned.count)] \(label(p))"
@@ -137,7 +137,13 @@ public final class Comparison {
             let mean = computedSeconds.reduce(0, +) / Double(max(1, computedSeconds.count))
             let eta = computedSeconds.isEmpty ? "" : " (about \(ComparisonTable.duration(Double(remaining) * mean)) left if the rest take as long as those so far)"
             log("\(tag): running\(eta)")
-            let r = try p.dense ? runDense(p, modelHash: modelHash) : runEntry(p, modelHash: modelHash)
+            let r: SweepResult
+            do { r = try p.dense ? runDense(p, modelHash: modelHash) : runEntry(p, modelHash: modelHash) } catch let e as PruneError where e.code == .outOfRange && !p.dense {
+                // A target the method cannot meet (say SAAP's bounds at a high ratio) ends that entry, not the sweep.
+                log("\(tag): could not run: \(e.message)")
+                failed.append("\(label(p)): \(e.message)")
+                continue
+            }
             computedSeconds.append(r.seconds)
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -145,9 +151,10 @@ public final class Comparison {
             results.append(r)
             // Tables after every entry: a long sweep shows what it has so far.
             try write(results, pending: planned[(i + 1)...].filter { !FileManager.default.fileExists(atPath: cachePath($0.key)) }.map(label),
-                      totalSeconds: Date().timeIntervalSince(t0))
+                      failed: failed, totalSeconds: Date().timeIntervalSince(t0))
         }
-        try write(results, pending: missing, totalSeconds: Date().timeIntervalSince(t0))
+        try write(results, pending: missing, failed: failed, totalSeconds: Date().timeIntervalSince(t0))
+        if !failed.isEmpty { log("\(failed.count) entries could not run; comparison.md lists why") }
         log(String(format: "wrote %@/comparison.md, comparison.csv, comparison.json and plots (%d rows, %d computed, %.0f s)",
                    outputDir, results.count, computedSeconds.count, Date().timeIntervalSince(t0)))
         return results
@@ -209,10 +216,10 @@ public final class Comparison {
                                 modelSHA256: modelHash, entry: p.identity, measured: Self.now())
     }
 
-    func write(_ results: [SweepResult], pending: [String], totalSeconds: Double) throws {
+    func write(_ results: [SweepResult], pending: [String], failed: [String] = [], totalSeconds: Double) throws {
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         let table = ComparisonTable(results: results, title: sweep.title ?? "Comparison", recipePath: recipePath,
-                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds, pending: pending, notes: sweep.notes)
+                                    evaluation: recipe.evaluation, totalSeconds: totalSeconds, pending: pending, failed: failed, notes: sweep.notes)
         func put(_ s: String, _ name: String) throws { try writeAtomically(Data(s.utf8), to: (outputDir as NSString).appendingPathComponent(name)) }
         try put(table.markdown, "comparison.md")
         try put(table.csv, "comparison.csv")

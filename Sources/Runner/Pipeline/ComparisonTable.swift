@@ -11,6 +11,8 @@ struct ComparisonTable {
     var totalSeconds: Double
     /// Entries of the sweep not measured yet (a run cut short, or `--from-cache`).
     var pending: [String] = []
+    /// Entries whose target the method cannot meet ("label: reason"); the others still ran.
+    var failed: [String] = []
     var notes: String?
 
     /// The metric each task contributes to the table: LLM-Pruner reports acc_norm where the harness
@@ -93,6 +95,10 @@ struct ComparisonTable {
         if !pending.isEmpty {
             s += "\n**Not measured yet** (\(pending.count) entries of the sweep; running the same command computes them): "
             s += pending.joined(separator: "; ") + ".\n"
+        }
+        if !failed.isEmpty {
+            s += "\n**Could not run** (the method cannot meet the entry's target in this setting; nothing is cached):\n\n"
+            s += failed.map { "- \($0)\n" }.joined()
         }
         let spread = sensitivity
         if !spread.isEmpty { s += "\n## How much the choice of method matters\n\n" + spread }
