@@ -143,6 +143,37 @@ import Testing
         #expect(zip(a, b).map { abs($0 - $1) }.max()! < (expected == "qwen2" ? 0 : 1e-5) + 1e-12)
     }
 
+    /// A Qwen2 file whose tokenizer names a pre-tokenizer this package does not know, or whose
+    /// tensor has the wrong shape: the error names the key or the tensor.
+    @Test func aQwen2GGUFWithAnUnknownPreTokenizerOrAWrongShapeIsNamed() throws {
+        var c = tinyConfig(layers: 1)
+        (c.architecture, c.attentionBias, c.ropeLayout) = ("qwen2", true, .halves)
+        let model = try Transformer(randomWith: c, seed: 4)
+        for broken in ["pre", "shape"] {
+            var w = GGUFWriter()
+            for (k, v) in try model.ggufMetadata(type: .f32, source: nil, name: "q") { w.set(k, v) }
+            w.set("tokenizer.ggml.model", .string("gpt2"))
+            w.set("tokenizer.ggml.tokens", .array((0..<c.vocabSize).map { .string(ByteUnicode.encode([UInt8($0)])) }))
+            w.set("tokenizer.ggml.merges", .array([]))
+            w.set("tokenizer.ggml.pre", .string(broken == "pre" ? "qwen9" : "qwen2"))
+            for (name, shape) in TensorNames.layout(for: c) {
+                let bad = broken == "shape" && name == "blk.0.attn_k.bias"
+                try w.addTensor(name: name, shape: bad ? [shape[0] + 1] : shape, data: [Float](repeating: 0.1, count: bad ? shape[0] + 1 : shape.reduce(1, *)), type: .f32)
+            }
+            let path = NSTemporaryDirectory() + "prune-qwen2-\(broken)-\(UUID().uuidString).gguf"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try w.write(to: path)
+            let source = try ModelSource(path: path)
+            if broken == "pre" {
+                let e = try #require(throws: PruneError.self) { try source.tokenizer() }
+                #expect(e.message.contains("'tokenizer.ggml.pre' = 'qwen9' is not a supported pre-tokenizer; supported:") && e.message.contains("qwen2"), "\(e.message)")
+            } else {
+                let e = try #require(throws: PruneError.self) { try source.load() }
+                #expect(e.message.contains("tensor 'blk.0.attn_k.bias' has shape [9], the metadata implies [8]"), "\(e.message)")
+            }
+        }
+    }
+
     @Test func aQwen2GGUFWithoutItsBiasesNamesTheMissingTensor() throws {
         var c = tinyConfig(layers: 1)
         c.tiedEmbeddings = false

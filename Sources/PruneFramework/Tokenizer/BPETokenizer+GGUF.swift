@@ -16,9 +16,13 @@ extension BPETokenizer {
         guard let merges = f["tokenizer.ggml.merges"]?.stringArray else {
             throw PruneError(.badFormat, "GGUF file '\(file)': metadata key 'tokenizer.ggml.merges' is missing or not a string array")
         }
+        let pre = f["tokenizer.ggml.pre"]?.string ?? "gpt2"
+        guard PreTokenizer.byName[pre] != nil else {
+            throw PruneError(.unsupported, "GGUF file '\(file)': 'tokenizer.ggml.pre' = '\(pre)' is not a supported pre-tokenizer; supported: \(PreTokenizer.byName.keys.sorted().joined(separator: ", "))")
+        }
         do {
             try self.init(tokens: tokens, merges: merges, tokenTypes: f["tokenizer.ggml.token_type"]?.intArray,
-                          preTokenizer: f["tokenizer.ggml.pre"]?.string ?? "gpt2",
+                          preTokenizer: pre,
                           bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int, eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int)
         } catch let e as PruneError {
             throw PruneError(e.code, "GGUF file '\(file)': \(e.message)")
