@@ -60,33 +60,3 @@ extension BPETokenizer {
         }
     }
 }
-
-extension BPETokenizer {
-    /// llama.cpp's `tokenizer.ggml.pre` name for this tokenizer's split.
-    var ggufPreTokenizerName: String {
-        switch preTokenizer {
-        case .smollm: "smollm"
-        case .llama3: "llama-bpe"
-        case .llama3Merging: "smaug-bpe"
-        case .qwen2: "qwen2"
-        default: "gpt2"
-        }
-    }
-
-    /// The `tokenizer.ggml.*` keys that hold this tokenizer in a GGUF file (what `init(gguf:)` and
-    /// llama.cpp read): model `gpt2`, the pre-tokenizer's name, tokens, token types, merges, BOS/EOS,
-    /// and no BOS added to a text.
-    public func ggufMetadata() -> [(key: String, value: GGUFValue)] {
-        var out: [(key: String, value: GGUFValue)] = [
-            ("tokenizer.ggml.model", .string("gpt2")),
-            ("tokenizer.ggml.pre", .string(ggufPreTokenizerName)),
-            ("tokenizer.ggml.tokens", .array(tokens.map { .string($0) })),
-            ("tokenizer.ggml.token_type", .array((tokenTypes ?? [Int](repeating: 1, count: tokens.count)).map { .int32(Int32($0)) })),
-            ("tokenizer.ggml.merges", .array(mergePairs.map { .string("\($0.0) \($0.1)") })),
-        ]
-        if let bos = bosTokenId { out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
-        if let eos = eosTokenId { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
-        out.append(("tokenizer.ggml.add_bos_token", .bool(false)))
-        return out
-    }
-}

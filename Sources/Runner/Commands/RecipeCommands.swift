@@ -95,7 +95,7 @@ enum RecipeCommands {
             "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "prune recipe", "type": "object",
             "required": ["model", "grouping", "criterion", "scheduler"], "additionalProperties": false,
             "properties": [
-                "version": ["const": 1], "model": ["type": "string", "description": "GGUF model file"],
+                "version": ["const": 1], "model": ["type": "string", "description": "GGUF file or Hugging Face model directory"],
                 "calibration": obj(["dataset": ["type": "string", "default": "c4"], "samples": ["type": "integer", "minimum": 1, "default": 10],
                                     "seqLen": ["type": "integer", "minimum": 2, "default": 64], "seed": ["type": "integer", "minimum": 0, "default": 42],
                                     "sequential": ["type": "boolean", "default": false,
