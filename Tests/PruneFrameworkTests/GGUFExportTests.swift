@@ -109,6 +109,33 @@ import TestSupport
         for t in f.tensors { #expect(t.type == (t.shape.count == 1 ? .f32 : .f16), "\(t.name)") }
     }
 
+    /// Files are written in pieces (1 GiB in real use; 7 bytes here) and come out whole.
+    @Test func chunkedWritesKeepEveryByte() throws {
+        let (dir, path) = try tempPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        try writeInChunks(data[3...], to: path, chunk: 7)
+        #expect(FileManager.default.contents(atPath: path) == data[3...])
+    }
+
+    /// A tensor with a value beyond f16's range is kept in f32 in an f16 GGUF and an f16 safetensors
+    /// file, instead of turning into inf.
+    @Test func valuesBeyondHalfRangeKeepTheirTensorInF32() throws {
+        let c = Self.uniformTinyConfig()
+        let model = try Transformer(randomWith: c, seed: 6)
+        model.params.view(TensorNames.ffnGate(1))[3] = 1.25e5
+        let (dir, path) = try tempPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try model.writeGGUF(to: path, type: .f16)
+        let f = try GGUFFile(path: path)
+        #expect(f.tensor(named: TensorNames.ffnGate(1))?.type == .f32 && f.tensor(named: TensorNames.ffnGate(0))?.type == .f16)
+        #expect(try Transformer(path: path).params.view(TensorNames.ffnGate(1))[3] == 1.25e5)
+        try model.saveSafetensors(directory: dir + "/hf", dtype: .f16)
+        let st = try SafetensorsFile(path: dir + "/hf/model.safetensors")
+        #expect(st.tensors.first { $0.name == "model.layers.1.mlp.gate_proj.weight" }?.dtypeName == "F32")
+        #expect(st.tensors.first { $0.name == "model.layers.0.mlp.gate_proj.weight" }?.dtypeName == "F16")
+    }
+
     /// Q8_0 where rows are whole 32-value blocks; F16 where they are not; F32 norms.
     @Test func q8_0FallsBackToF16ForShortRows() throws {
         let c = ModelConfig(vocabSize: 41, hiddenSize: 32, nLayers: 2, headDim: 8, nHead: [4, 2], nKVHead: [2, 1],

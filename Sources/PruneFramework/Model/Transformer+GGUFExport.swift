@@ -55,8 +55,10 @@ extension Transformer {
         var w = GGUFWriter()
         for (key, value) in try ggufMetadata(type: type, source: source, tokenizer: tokenizer, name: name, target: target) { w.set(key, value) }
         for (tensorName, shape) in TensorNames.layout(for: config) {
-            let ggml: GGMLType = shape.count == 1 ? .f32 : type.matrixType(rowLength: shape[shape.count - 1])
+            var ggml: GGMLType = shape.count == 1 ? .f32 : type.matrixType(rowLength: shape[shape.count - 1])
             var data = Array(params.view(tensorName))
+            // A value beyond f16's range would become inf: keep that tensor in f32.
+            if ggml == .f16 && !data.withUnsafeBufferPointer(HalfFloat.fits) { ggml = .f32 }
             data.withUnsafeMutableBufferPointer {
                 HFNames.convertRoPERows($0, canonical: tensorName, config: config, from: config.ropeLayout, to: target.ropeLayout)
             }

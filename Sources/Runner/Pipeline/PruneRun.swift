@@ -87,18 +87,18 @@ public final class PruneRun {
     public func run() throws -> RunReport {
         try preflight()
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-        let (source, model0) = try timed("load \(recipe.model)") { () throws -> (ModelSource, Transformer) in
-            let s = try ModelSource(path: recipe.model)
-            return (s, try s.load())
-        }
+        let source = try ModelSource(path: recipe.model)
+        // One model is held at a time, plus the one surgery makes from it: the dense model is
+        // released after the first cut and the pruned one before its export is read back.
+        var model: Transformer! = try timed("load \(recipe.model)") { try source.load() }
+        let original = (config: model.config, parameters: model.parameterCount)
         let tokenizer = try source.tokenizer()
-        let before = evaluateDense ? try timed("evaluate dense model") { try evaluate(model0, tokenizer, label: "before") } : []
+        let before = evaluateDense ? try timed("evaluate dense model") { try evaluate(model, tokenizer, label: "before") } : []
         let sequences = try timed("tokenize calibration data") { () throws -> [[Int32]] in
             let docs = try Calibration.documents(recipe.calibration.dataset, dataDir: dataDir)
             return try Calibration.sequences(documents: docs, tokenizer: tokenizer, samples: recipe.calibration.samples,
                                              seqLen: recipe.calibration.seqLen, seed: recipe.calibration.seed)
         }
-        var model = model0
         // Mask schedulers (unstructured, N:M) zero single weights in place instead of cutting structures.
         maskSummary = try maskWeights(model, sequences: sequences)
         let steps = maskSummary == nil ? recipe.scheduler.steps : 0
@@ -125,18 +125,19 @@ public final class PruneRun {
                     return s
                 }
             }
-            let planCtx = PlanContext(model: model, step: step, steps: steps, originalParameters: model0.parameterCount)
+            let planCtx = PlanContext(model: model, step: step, steps: steps, originalParameters: original.parameters)
             let plan = try recipe.scheduler.plan(groups: groups, scores: scores, context: planCtx)
-            let current = model
+            let current: Transformer = model
+            model = nil
             model = try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
                 try Surgery.apply(plan, groups: groups, to: current)
             }
-            log("  parameters: \(model.parameterCount) (\(String(format: "%.2f%%", 100 * (1 - Double(model.parameterCount) / Double(model0.parameterCount)))) removed)")
+            log("  parameters: \(model.parameterCount) (\(String(format: "%.2f%%", 100 * (1 - Double(model.parameterCount) / Double(original.parameters)))) removed)")
         }
         var beforeFineTune: [PerplexityResult]?
         var fineTune: FineTuneReport?
         if let ft = recipe.fineTuner {
-            let m = model
+            let m: Transformer = model
             beforeFineTune = try timed("evaluate pruned model before fine-tuning") { try evaluate(m, tokenizer, label: "pruned") }
             let ctx = FineTuneContext(tokenizer: tokenizer, calibration: sequences, dataDir: dataDir,
                                       recipeFolder: (recipePath as NSString).deletingLastPathComponent, log: log)
@@ -145,32 +146,40 @@ public final class PruneRun {
             try writeAtomically(Data(fineTuneChart(r).utf8), to: outputDir + "/finetune.svg")
         }
         var outputs: [String] = []
-        let final = model
-        try timed("write outputs to \(outputDir)") {
-            outputs = try writeOutputs(final, original: model0.config, source: source, tokenizer: tokenizer)
+        let final = (config: model.config, parameters: model.parameterCount)
+        try timed("write outputs to \(outputDir)") { [model] in
+            outputs = try writeOutputs(model!, original: original.config, source: source, tokenizer: tokenizer)
         }
         // Evaluate the model as written (weights rounded to the output dtype), so `prune eval` on the
         // exported file reproduces ppl_after.
-        let exported = try outputs.first { $0.hasSuffix(".gguf") }.map { try Transformer(path: outputDir + "/" + $0) } ?? model
+        let exported: Transformer
+        if let gguf = outputs.first(where: { $0.hasSuffix(".gguf") }) {
+            model = nil
+            exported = try Transformer(path: outputDir + "/" + gguf)
+        } else {
+            exported = model
+        }
         let after = try timed("evaluate pruned model") { try evaluate(exported, tokenizer, label: "after") }
         let zeroShot = recipe.evaluation.tasks.isEmpty ? nil : try timed("zero-shot tasks on the pruned model") { try evaluateTasks(exported, tokenizer) }
         if deleteModels {
             for o in outputs where o.hasSuffix(".gguf") || o.hasPrefix("safetensors/") { try? FileManager.default.removeItem(atPath: outputDir + "/" + o) }
             outputs.removeAll { $0.hasSuffix(".gguf") || $0.hasPrefix("safetensors/") }
         }
-        let embBefore = RunReport.embeddingParams(model0.config), embAfter = RunReport.embeddingParams(model.config)
+        let embBefore = RunReport.embeddingParams(original.config), embAfter = RunReport.embeddingParams(final.config)
         let report = RunReport(
-            model: recipe.model, recipe: recipePath, paramsBefore: model0.parameterCount, paramsAfter: model.parameterCount,
+            model: recipe.model, recipe: recipePath, paramsBefore: original.parameters, paramsAfter: final.parameters,
             embeddingParamsBefore: embBefore, embeddingParamsAfter: embAfter,
-            removedFraction: 1 - Double(model.parameterCount) / Double(model0.parameterCount),
-            removedFractionWithoutEmbeddings: 1 - Double(model.parameterCount - embAfter) / Double(model0.parameterCount - embBefore),
+            removedFraction: 1 - Double(final.parameters) / Double(original.parameters),
+            removedFractionWithoutEmbeddings: 1 - Double(final.parameters - embAfter) / Double(original.parameters - embBefore),
             pplBefore: before.first?.ppl, pplAfter: after.first?.ppl, evaluationsBefore: before, evaluationsAfter: after,
-            widthsBefore: RunReport.widths(model0.config), widthsAfter: RunReport.widths(model.config),
+            widthsBefore: RunReport.widths(original.config), widthsAfter: RunReport.widths(final.config),
             calibration: recipe.calibration, stages: stages,
             outputs: outputs + (fineTune == nil ? [] : ["finetune.svg"]) + ["report.json", "report.md"],
             evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune, zeroShot: zeroShot)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // A model that evaluates to NaN still gets its report ("ppl_after": "nan"), not an encoding error.
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let full = MaskedRunReport(report: report, sparsity: maskSummary)
         try writeAtomically(try enc.encode(full), to: outputDir + "/report.json")
         try writeAtomically(Data(full.markdown.utf8), to: outputDir + "/report.md")

@@ -243,6 +243,14 @@ enum HalfFloat {
     /// True on little-endian hosts, where F32 data is copied without conversion.
     static let isLittleEndianHost = 1.littleEndian == 1
 
+    /// True when every finite value is within f16's finite range (|x| ≤ 65504, its largest value),
+    /// so no conversion of it can give inf.
+    static func fits(_ data: UnsafeBufferPointer<Float>) -> Bool {
+        var largest: Float = 0
+        for x in data where x.isFinite { largest = max(largest, abs(x)) }
+        return largest <= 65504
+    }
+
     /// Converts `out.count` little-endian elements of `dtype` from `src` to f32.
     static func decode(_ dtype: SafetensorsDType, from src: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<Float>) {
         precondition(src.count == out.count * dtype.size, "HalfFloat.decode: byte count does not match")

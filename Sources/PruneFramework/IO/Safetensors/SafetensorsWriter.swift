@@ -38,8 +38,10 @@ public struct SafetensorsWriter {
         }
         names.insert(name)
         let begin = body.count
-        HalfFloat.encode(dtype, data, appendingTo: &body)
-        entries.append(Entry(name: name, shape: shape, dtype: dtype, range: begin..<body.count))
+        // A value beyond f16's range would become inf: keep that tensor in f32.
+        let stored: SafetensorsDType = dtype == .f16 && !HalfFloat.fits(data) ? .f32 : dtype
+        HalfFloat.encode(stored, data, appendingTo: &body)
+        entries.append(Entry(name: name, shape: shape, dtype: stored, range: begin..<body.count))
     }
 
     /// Appends one tensor from an array.
