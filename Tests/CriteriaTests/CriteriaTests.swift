@@ -23,6 +23,15 @@ import Testing
         })
     }
 
+    /// MLP input: two tokens [1, 2] and [1, 0] → column norms √2, 2. Intermediate: [3, 0, 4] → 3, 0, 4.
+    func handStatistics() -> ActivationStatistics {
+        let stats = ActivationStatistics()
+        let mlpIn: [Float] = [1, 2, 1, 0], mid: [Float] = [3, 0, 4]
+        mlpIn.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpInput, activations: $0, rows: 2, cols: 2) }
+        mid.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpIntermediate, activations: $0, rows: 1, cols: 3) }
+        return stats
+    }
+
     @Test func magnitudeL1SumsAbsoluteValuesOverSlices() throws {
         let m = try handModel()
         let s = try MagnitudeCriterion(norm: "l1").scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))
@@ -39,14 +48,7 @@ import Testing
 
     @Test func wandaWeighsByInputColumnNorms() throws {
         let m = try handModel()
-        let stats = ActivationStatistics()
-        // MLP input: two tokens [1, 2] and [1, 0] → column norms √2, 2. Intermediate: [3, 0, 4] → 3, 0, 4.
-        var mlpIn: [Float] = [1, 2, 1, 0]
-        var mid: [Float] = [3, 0, 4]
-        mlpIn.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpInput, activations: $0, rows: 2, cols: 2) }
-        mid.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpIntermediate, activations: $0, rows: 1, cols: 3) }
-        _ = (mlpIn, mid)
-        let s = try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: stats, seed: 0))
+        let s = try WandaCriterion().scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: handStatistics(), seed: 0))
         let r2 = 2.0.squareRoot()
         // channel 0: gate |1|√2+|-1|·2, up |0|√2+|1|·2, down column [1,0] against norm 3
         // channel 1: gate 0·√2+2·2, up √2+2, down column [0,0]
@@ -59,13 +61,7 @@ import Testing
     /// against intermediate norms 3, 0, 4); a group without such columns is refused by name.
     @Test func wandaOutputSlicesScoreByTheDownColumnAlone() throws {
         let m = try handModel()
-        let stats = ActivationStatistics()
-        var mlpIn: [Float] = [1, 2, 1, 0]
-        var mid: [Float] = [3, 0, 4]
-        mlpIn.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpInput, activations: $0, rows: 2, cols: 2) }
-        mid.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpIntermediate, activations: $0, rows: 1, cols: 3) }
-        _ = (mlpIn, mid)
-        let ctx = ScoringContext(model: m, statistics: stats, seed: 0)
+        let ctx = ScoringContext(model: m, statistics: handStatistics(), seed: 0)
         let wanda = try JSONDecoder().decode(WandaCriterion.self, from: Data(#"{"slices": "output"}"#.utf8))
         #expect(try wanda.scores(for: mlpGroup(), context: ctx) == [3, 0, 12])
         let hidden = PruneGroup(kind: .hiddenChannel, layer: nil, units: [PruneUnit(slices: [TensorSlice(TensorNames.ffnDown(0), axis: 0, 0..<1)], parameterCount: 3)])

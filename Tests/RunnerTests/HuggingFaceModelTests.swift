@@ -24,16 +24,20 @@ import Testing
         """
     }
 
+    /// Runs the tiny recipe on `model` into `out`.
+    func run(model: String, text: String, out: String, formats: String) throws -> RunReport {
+        let json = recipe(model: model, text: text, out: out, formats: formats)
+        let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
+        run.log = { _ in }
+        return try run.run()
+    }
+
     @Test func aRecipeOnADirectoryPrunesAsOnItsGGUF() throws {
         let dir = try temporaryDirectory("prune-hf-run")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (gguf, hf, text) = try tinyDirectory(dir)
-        var reports: [RunReport] = []
-        for (model, out) in [(gguf, dir + "/from-gguf"), (hf, dir + "/from-hf")] {
-            let json = recipe(model: model, text: text, out: out, formats: #"["safetensors"]"#)
-            let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
-            run.log = { _ in }
-            reports.append(try run.run())
+        let reports = try [(gguf, dir + "/from-gguf"), (hf, dir + "/from-hf")].map { model, out in
+            try run(model: model, text: text, out: out, formats: #"["safetensors"]"#)
         }
         #expect(reports[0].pplBefore == reports[1].pplBefore && reports[0].pplAfter == reports[1].pplAfter)
         #expect(reports[0].widthsAfter.ffnDim == reports[1].widthsAfter.ffnDim && reports[0].widthsAfter.nHead == reports[1].widthsAfter.nHead)
@@ -50,13 +54,9 @@ import Testing
         let dir = try temporaryDirectory("prune-hf-gguf")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (gguf, hf, text) = try tinyDirectory(dir)
-        var exported: [ModelSource] = []
-        for (model, out) in [(gguf, dir + "/from-gguf"), (hf, dir + "/from-hf")] {
-            let json = recipe(model: model, text: text, out: out, formats: #"["gguf"]"#)
-            let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
-            run.log = { _ in }
-            let report = try run.run()
-            exported.append(try ModelSource(path: out + "/" + (try #require(report.outputs.first { $0.hasSuffix(".gguf") }))))
+        let exported = try [(gguf, dir + "/from-gguf"), (hf, dir + "/from-hf")].map { model, out in
+            let report = try run(model: model, text: text, out: out, formats: #"["gguf"]"#)
+            return try ModelSource(path: out + "/" + (try #require(report.outputs.first { $0.hasSuffix(".gguf") })))
         }
         #expect(exported[1].gguf?["tokenizer.ggml.pre"]?.string == "gpt2")
         let sample = try String(contentsOfFile: text, encoding: .utf8)

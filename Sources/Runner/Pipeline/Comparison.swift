@@ -76,11 +76,9 @@ public final class Comparison {
     /// identified by its first name (its last alias), so results measured before the rename stay cached.
     static func identity(_ r: Recipe, dense: Bool) throws -> JSONValue {
         var o = try r.resolvedJSON().object ?? [:]
-        for (stage, firstName) in [("grouping", type(of: r.grouping).aliases.last)] {
-            if let firstName, var p = o[stage]?.object {
-                p["type"] = .string(firstName)
-                o[stage] = .object(p)
-            }
+        if let firstName = type(of: r.grouping).aliases.last, var g = o["grouping"]?.object {
+            g["type"] = .string(firstName)
+            o["grouping"] = .object(g)
         }
         if dense {
             return .object(["dense": .bool(true), "evaluation": o["evaluation"] ?? .null])
