@@ -4,7 +4,8 @@ import PruneFramework
 /// Policy-gradient mask learning (Gao et al. 2024, "Bypass Back-propagation: Optimization-based
 /// Structural Pruning for Large Language Models via Policy Gradient", arXiv 2406.10576).
 ///
-/// Every KV group and MLP channel of the learned layers gets a Bernoulli keep-probability s_i. Each
+/// Every KV group and MLP channel of the step's groups (`ScoringContext.groups`, limited to `layers`
+/// when set) gets a Bernoulli keep-probability s_i. Each
 /// step samples K masks m_j ~ Bernoulli(s), measures the calibration NLL L_j of the model with the
 /// masked units switched off (forward passes only: no backward pass, no gradient buffer), and takes a
 /// normalised score-function step
@@ -15,12 +16,12 @@ import PruneFramework
 /// find v with Σ_i c_i·clamp(s_i − v, 0, 1) = keep, c_i the unit's parameters (DESIGN.md §4 with
 /// parameter weights, so a KV group counts as much as the MLP channels it outweighs), and keeps
 /// s in [ε, 1 − ε]. The budget is keep = Σ c_i − `ratio` × (all model parameters): set `ratio` to the
-/// scheduler's ratio (default 0.2, a 20% run) and `layers` to the grouping's layers, since a criterion
-/// does not see the scheduler or the other groups. Initialisation (`initialization: "wanda"`): s =
+/// scheduler's ratio (default 0.2, a 20% run), since a criterion does not see the scheduler.
+/// Initialisation (`initialization: "wanda"`): s =
 /// sigmoid of the z-scores of Wanda scores within each group, then projected.
 ///
 /// Masks are applied by zeroing, in the forward pass, the masked units' inputs of attn_output (the
-/// query heads of a KV group) and of ffn_down (an MLP channel): exactly what removing the unit does to
+/// query heads of a KV group) and of ffn_down (an MLP channel), read from the units' slices: exactly what removing the unit does to
 /// the block's output. The zeroing happens in a `ForwardObserver` at the `attnOutputInput` and
 /// `mlpIntermediate` sites, which the forward calls before consuming those activations; the weights
 /// are never touched, so no packed weights are rebuilt. The K masks run as one batch of K × `batch`
@@ -32,7 +33,7 @@ public struct PolicyGradientCriterion: Criterion {
     public static let summary = "learned Bernoulli keep-probabilities per KV group and MLP channel by policy gradient on the calibration NLL, forward passes only (arXiv 2406.10576)"
     public static let keys = [
         PluginKey("ratio", "number", default: "0.2", "fraction of all model parameters the scheduler removes (use the scheduler's ratio); sets the keep budget, in [0, 1)"),
-        PluginKey("layers", "array", default: "null", "[first, last] layers learned (use the grouping's layers); null = all layers"),
+        PluginKey("layers", "array", default: "null", "[first, last] layers learned; null = every layer the grouping prunes"),
         PluginKey("steps", "integer", default: "50", "policy-gradient steps, 1...100000"),
         PluginKey("lr", "number", default: "0.1", "step size of the normalised update, in (0, 100]"),
         PluginKey("masks", "integer", default: "4", "K: masks sampled per step, 2...64"),
@@ -107,27 +108,20 @@ public struct PolicyGradientCriterion: Criterion {
             cache.runs += 1
         }
         guard let s = cache.scores[group.id], s.count == group.units.count else {
-            throw PruneError(.invalidArgument, "criterion 'policy-gradient': group '\(group.id)' with \(group.units.count) units was not learned; set the criterion's layers (\(layers.map { "\($0)" } ?? "all")) to the grouping's layers")
+            throw PruneError(.invalidArgument, "criterion 'policy-gradient': group '\(group.id)' with \(group.units.count) units was not learned; the criterion's layers (\(layers.map { "\($0)" } ?? "all")) must include the grouping's layers")
         }
         return s
     }
 
-    /// Learns every KV group and MLP channel of the layers jointly; returns scores by group id and the
+    /// Learns the step's KV groups and MLP channels jointly; returns scores by group id and the
     /// mean loss of each step.
     func learn(_ context: ScoringContext) throws -> ([String: [Double]], [Double]) {
-        let model = context.model, c = model.config
+        let model = context.model
         guard let sequences = context.calibration, let first = sequences.first, first.count >= 2,
               sequences.allSatisfy({ $0.count == first.count }) else {
             throw PruneError(.invalidArgument, "criterion 'policy-gradient' needs the run's calibration sequences (of one length ≥ 2); the scoring context has none")
         }
-        var range = 0..<c.nLayers
-        if let l = layers {
-            guard l[1] < c.nLayers else {
-                throw PruneError(.outOfRange, "criterion 'policy-gradient': layers = '[\(l[0]), \(l[1])]' exceed the model's \(c.nLayers) layers (0...\(c.nLayers - 1)); set the last layer to at most \(c.nLayers - 1)")
-            }
-            range = l[0]..<(l[1] + 1)
-        }
-        let groups = range.flatMap { [DecoderStructures.kvGroups(c, layer: $0), DecoderStructures.mlpChannels(c, layer: $0)] }
+        let groups = try learnedGroups(context)
         var segments: [String: Range<Int>] = [:], costs: [Double] = [], initial: [Double] = []
         for g in groups {
             segments[g.id] = costs.count..<(costs.count + g.units.count)
@@ -137,10 +131,9 @@ public struct PolicyGradientCriterion: Criterion {
         }
         let keep = costs.reduce(0, +) - ratio * Double(model.parameterCount)
         guard keep > 0 else {
-            throw PruneError(.outOfRange, "criterion 'policy-gradient': ratio = '\(ratio)' removes \(Int(ratio * Double(model.parameterCount))) parameters, more than the \(Int(costs.reduce(0, +))) of the learned units in layers \(range.lowerBound)...\(range.upperBound - 1); lower the ratio or learn more layers")
+            throw PruneError(.outOfRange, "criterion 'policy-gradient': ratio = '\(ratio)' removes \(Int(ratio * Double(model.parameterCount))) parameters, more than the \(Int(costs.reduce(0, +))) of the \(groups.count) learned groups' units; lower the ratio or learn more layers")
         }
-        let masker = UnitMaskObserver(kv: range.map { segments["\(StructureKind.kvGroup.rawValue)@\($0)"]! },
-                                      mlp: range.map { segments["\(StructureKind.mlpChannel.rawValue)@\($0)"]! }, firstLayer: range.lowerBound)
+        let masker = try UnitMaskObserver(groups: groups)
         let T = min(seqLen, first.count)
         var pick = SplitMix64(seed: context.seed ^ 0x5047_5052_554E_4531)
         let bar = ProgressBar(total: steps, label: "  policy-gradient", unit: "step")
@@ -159,6 +152,23 @@ public struct PolicyGradientCriterion: Criterion {
         var out: [String: [Double]] = [:]
         for (id, seg) in segments { out[id] = seg.map { learned[$0] + 1e-6 * initial[$0] } }
         return (out, losses)
+    }
+
+    /// The step's KV-group and MLP-channel groups in the criterion's layers (all when `layers` is null).
+    func learnedGroups(_ context: ScoringContext) throws -> [PruneGroup] {
+        let n = context.model.config.nLayers
+        if let l = layers, l[1] >= n {
+            throw PruneError(.outOfRange, "criterion 'policy-gradient': layers = '[\(l[0]), \(l[1])]' exceed the model's \(n) layers (0...\(n - 1)); set the last layer to at most \(n - 1)")
+        }
+        let groups = context.groups.filter { g in
+            guard g.kind == .kvGroup || g.kind == .mlpChannel, let gl = g.layer else { return false }
+            return layers.map { $0[0] <= gl && gl <= $0[1] } ?? true
+        }
+        guard !groups.isEmpty else {
+            throw PruneError(.invalidArgument, "criterion 'policy-gradient' found no kv-groups or mlp-channels among the step's \(context.groups.count) groups\(layers.map { " in layers \($0)" } ?? ""); choose those structures in the grouping")
+        }
+        // Layer by layer, KV groups before MLP channels: the order the masks are sampled in.
+        return groups.sorted { a, b in (a.layer ?? 0, a.kind == .kvGroup ? 0 : 1) < (b.layer ?? 0, b.kind == .kvGroup ? 0 : 1) }
     }
 
     /// The policy-gradient loop on any loss of K masks (one loss per mask, lower = better); returns the
@@ -234,41 +244,48 @@ final class PolicyGradientCache: @unchecked Sendable {
     var runs = 0
 }
 
-/// Switches units off in a forward pass: zeroes, for the rows of mask j, the attn_output input columns
-/// of its masked KV groups and the ffn_down input columns of its masked MLP channels.
+/// Switches units off in a forward pass: zeroes, for the rows of mask j, the input columns of
+/// attn_output and ffn_down that j's masked units own (the axis-1 slices of those tensors in each
+/// unit), which is what removing the unit does to the block's output.
 final class UnitMaskObserver: ForwardObserver {
-    /// Per learned layer (from `firstLayer`), the units' indices in the flat mask.
-    let kv: [Range<Int>], mlp: [Range<Int>]
-    let firstLayer: Int
+    /// Per layer and site, each unit's index in the flat mask and the input columns it owns.
+    let columns: [Int: [ActivationSite: [(unit: Int, ranges: [Range<Int>])]]]
     /// K masks over all units; token rows [j·rowsPerMask, (j+1)·rowsPerMask) use mask j.
     var masks: [[Bool]] = []
     var rowsPerMask = 1
 
-    init(kv: [Range<Int>], mlp: [Range<Int>], firstLayer: Int) {
-        self.kv = kv
-        self.mlp = mlp
-        self.firstLayer = firstLayer
+    /// Units are numbered in group order; throws when a unit owns no attn_output or ffn_down input column.
+    init(groups: [PruneGroup]) throws {
+        var columns: [Int: [ActivationSite: [(unit: Int, ranges: [Range<Int>])]]] = [:]
+        var i = 0
+        for g in groups {
+            for (k, u) in g.units.enumerated() {
+                var owned = false
+                for s in u.slices where s.axis == 1 {
+                    guard let (l, site) = ActivationStatistics.inputSite(of: s.tensor),
+                          site == .attnOutputInput || site == .mlpIntermediate else { continue }
+                    columns[l, default: [:]][site, default: []].append((i, [s.range]))
+                    owned = true
+                }
+                guard owned else {
+                    throw PruneError(.unsupported, "criterion 'policy-gradient': unit \(k) of group '\(g.id)' owns no input column of attn_output or ffn_down, so it cannot be switched off in a forward pass")
+                }
+                i += 1
+            }
+        }
+        self.columns = columns
     }
 
     func observe(layer: Int, site: ActivationSite, activations: UnsafeBufferPointer<Float>, rows: Int, cols: Int) {
-        let i = layer - firstLayer
-        guard i >= 0, i < kv.count, !masks.isEmpty else { return }
-        let seg: Range<Int>
-        switch site {
-        case .attnOutputInput: seg = kv[i]
-        case .mlpIntermediate: seg = mlp[i]
-        default: return
-        }
-        guard !seg.isEmpty, cols % seg.count == 0, let base = activations.baseAddress else { return }
-        let width = cols / seg.count
+        guard !masks.isEmpty, let units = columns[layer]?[site], let base = activations.baseAddress else { return }
         // The forward owns this buffer and reads it only after the observer returns.
         let p = UnsafeMutablePointer(mutating: base)
         for j in masks.indices {
-            let off = seg.enumerated().filter { !masks[j][$0.element] }.map(\.offset)
+            let off = units.filter { !masks[j][$0.unit] }.flatMap(\.ranges).filter { $0.upperBound <= cols }
             guard !off.isEmpty else { continue }
             for r in (j * rowsPerMask)..<min(rows, (j + 1) * rowsPerMask) {
                 let row = p + r * cols
-                for u in off { (row + u * width).update(repeating: 0, count: width) }
+                for range in off { (row + range.lowerBound).update(repeating: 0, count: range.count) }
             }
         }
     }

@@ -9,6 +9,11 @@ import Testing
         return try Transformer(randomWith: c, seed: seed, scale: 0.3)
     }
 
+    /// Every KV group and MLP channel of the model, as the decoder grouping gives them.
+    func decoderGroups(_ m: Transformer) -> [PruneGroup] {
+        (0..<m.config.nLayers).flatMap { [DecoderStructures.kvGroups(m.config, layer: $0), DecoderStructures.mlpChannels(m.config, layer: $0)] }
+    }
+
     func sequences(_ n: Int, length: Int, seed: UInt64 = 5) -> [[Int32]] {
         var rng = SplitMix64(seed: seed)
         return (0..<n).map { _ in (0..<length).map { _ in Int32(rng.next() % 37) } }
@@ -55,7 +60,7 @@ import Testing
         let seqs = sequences(2, length: 8)
         let tokens = Array(seqs.joined())
         // Units: kv@0 (2), mlp@0 (12), kv@1 (2), mlp@1 (12). Switch off mlp@0 channel 3 and kv@1 group 1.
-        let masker = UnitMaskObserver(kv: [0..<2, 14..<16], mlp: [2..<14, 16..<28], firstLayer: 0)
+        let masker = try UnitMaskObserver(groups: decoderGroups(m))
         var mask = [Bool](repeating: true, count: 28)
         mask[2 + 3] = false
         mask[14 + 1] = false
@@ -77,7 +82,8 @@ import Testing
         let m = try tinyModel()
         let seqs = sequences(6, length: 10)
         let stats = try Calibration.statistics(model: m, sequences: seqs)
-        let ctx = ScoringContext(model: m, statistics: stats, seed: 1, calibration: seqs)
+        let groups = decoderGroups(m)
+        let ctx = ScoringContext(model: m, statistics: stats, seed: 1, calibration: seqs, groups: groups)
         let crit = PolicyGradientCriterion(ratio: 0.2, steps: 6, lr: 0.2, masks: 3, batch: 2, seqLen: 8)
         // Forward passes only: no gradients are asked for or given, and the weights are left as they were.
         #expect(!crit.inputs.contains(.gradients) && !crit.inputs.contains(.fisher))
@@ -118,11 +124,16 @@ import Testing
         let kind = try #require(throws: PruneError.self) { try crit.scores(for: blocks, context: ScoringContext(model: m, statistics: nil, seed: 0)) }
         #expect(kind.code == .unsupported && kind.message.contains("group 'blocks' is 'blocks'"), "\(kind.message)")
         // A 90% ratio removes more than two tiny layers hold.
-        let ctx = ScoringContext(model: m, statistics: nil, seed: 0, calibration: sequences(2, length: 8))
+        let ctx = ScoringContext(model: m, statistics: nil, seed: 0, calibration: sequences(2, length: 8),
+                                 groups: decoderGroups(m))
         let ratio = try #require(throws: PruneError.self) {
             try PolicyGradientCriterion(ratio: 0.9, initialization: "uniform").scores(for: DecoderStructures.kvGroups(m.config, layer: 0), context: ctx)
         }
         #expect(ratio.code == .outOfRange && ratio.message.contains("ratio = '0.9'"), "\(ratio.message)")
+        // The units come from the step's groups: a context without them has nothing to learn.
+        let bare = ScoringContext(model: m, statistics: nil, seed: 0, calibration: sequences(2, length: 8))
+        let noGroups = try #require(throws: PruneError.self) { try crit.scores(for: DecoderStructures.kvGroups(m.config, layer: 0), context: bare) }
+        #expect(noGroups.message.contains("found no kv-groups or mlp-channels among the step's 0 groups"), "\(noGroups.message)")
     }
 
     @Test(arguments: [(#"{"masks": 1}"#, "masks = '1'"), (#"{"lr": 0}"#, "lr = '0'"), (#"{"steps": 0}"#, "steps = '0'"),

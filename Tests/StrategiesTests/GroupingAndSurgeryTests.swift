@@ -111,6 +111,21 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         #expect(lg.allSatisfy { $0.isFinite })
     }
 
+    /// Surgery reads the widths from the groups: a group must say which width it shrinks, and slices
+    /// that disagree with that width are caught by tensor name.
+    @Test func theGroupsSayWhichWidthTheyShrink() throws {
+        let m = try tinyModel()
+        var mlp = DecoderStructures.mlpChannels(m.config, layer: 1)
+        let plan = PruningPlan(removals: [mlp.id: [2, 7]])
+        #expect(try Surgery.apply(plan, groups: [mlp], to: m).config.ffnDim == [20, 22, 28])
+        mlp.width = nil
+        let none = try #require(throws: PruneError.self) { try Surgery.apply(plan, groups: [mlp], to: m) }
+        #expect(none.message.contains("group 'mlp-channels@1' does not say which width its units shrink"), "\(none.message)")
+        mlp.width = .mlpChannels(layer: 2)
+        let wrong = try #require(throws: PruneError.self) { try Surgery.apply(plan, groups: [mlp], to: m) }
+        #expect(wrong.code == .shapeMismatch && wrong.message.contains("'blk.1.ffn_gate.weight' keeps 22×16 values"), "\(wrong.message)")
+    }
+
     @Test(.requires(.smolLM2))
     func smolLM2PrunedLogitsEqualMaskedLogits() throws {
         let dense = try Transformer(path: RequiredFile.smolLM2.path)

@@ -39,17 +39,33 @@ public struct PruneUnit: Sendable, Equatable {
     }
 }
 
+/// What removing units of a group does to the model's widths (`ModelConfig`): the grouping says it,
+/// so surgery needs no knowledge of tensor names.
+public enum WidthChange: Sendable, Equatable {
+    /// Each unit is one KV head of `layer` with the `queryHeads` query heads that share it.
+    case kvHeads(layer: Int, queryHeads: Int)
+    /// Each unit is one MLP channel of `layer`.
+    case mlpChannels(layer: Int)
+    /// Each unit is one residual-stream channel.
+    case hiddenChannels
+    /// Unit i is the whole decoder layer `layers[i]`.
+    case layers([Int])
+}
+
 /// The units of one structure kind in one layer (or model-wide for hidden channels), scored together.
 public struct PruneGroup: Sendable, Equatable {
     public var kind: StructureKind
     /// The decoder layer; nil for model-wide groups (hidden channels).
     public var layer: Int?
     public var units: [PruneUnit]
+    /// The width its removed units shrink; nil for a group that is only scored, never cut.
+    public var width: WidthChange?
 
-    public init(kind: StructureKind, layer: Int?, units: [PruneUnit]) {
+    public init(kind: StructureKind, layer: Int?, units: [PruneUnit], width: WidthChange? = nil) {
         self.kind = kind
         self.layer = layer
         self.units = units
+        self.width = width
     }
 
     /// A stable identifier, e.g. "mlp-channels@12".

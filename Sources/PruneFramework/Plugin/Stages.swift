@@ -28,14 +28,18 @@ public struct ScoringContext: @unchecked Sendable {
     /// The run's calibration sequences, for criteria that need more than the collected inputs (e.g.
     /// per-batch gradients); nil when the caller has none.
     public let calibration: [[Int32]]?
+    /// Every group of this step, for criteria that score groups jointly (e.g. learned masks); a
+    /// criterion takes units and slices from here rather than building its own.
+    public let groups: [PruneGroup]
 
     public init(model: Transformer, statistics: ActivationStatistics?, seed: UInt64, gradients: GradientResult? = nil,
-                calibration: [[Int32]]? = nil) {
+                calibration: [[Int32]]? = nil, groups: [PruneGroup] = []) {
         self.model = model
         self.statistics = statistics
         self.seed = seed
         self.gradients = gradients
         self.calibration = calibration
+        self.groups = groups
     }
 }
 

@@ -12,7 +12,7 @@ public enum DecoderStructures {
                                                           (.attnV, 0, kv), (.attnVBias, 0, kv), (.attnOutput, 1, q)]
             return unit(c, l, roles)
         }
-        return PruneGroup(kind: .kvGroup, layer: l, units: units)
+        return PruneGroup(kind: .kvGroup, layer: l, units: units, width: .kvHeads(layer: l, queryHeads: g))
     }
 
     /// A layer's MLP channels: row c of ffn_gate and ffn_up, column c of ffn_down.
@@ -20,7 +20,7 @@ public enum DecoderStructures {
         let units = (0..<c.ffnDim[l]).map { ch in
             unit(c, l, [(.ffnGate, 0, ch..<(ch + 1)), (.ffnUp, 0, ch..<(ch + 1)), (.ffnDown, 1, ch..<(ch + 1))])
         }
-        return PruneGroup(kind: .mlpChannel, layer: l, units: units)
+        return PruneGroup(kind: .mlpChannel, layer: l, units: units, width: .mlpChannels(layer: l))
     }
 
     /// Whole decoder layers: every tensor of each layer in `layers`.
@@ -28,7 +28,7 @@ public enum DecoderStructures {
         let units = layers.map { l in
             unit(c, l, TensorNames.layerRoles(c).map { ($0, 0, 0..<TensorNames.shape($0, l, c)[0]) })
         }
-        return PruneGroup(kind: .block, layer: nil, units: units)
+        return PruneGroup(kind: .block, layer: nil, units: units, width: .layers(Array(layers)))
     }
 
     /// Residual-stream channels: one column of every matrix that reads the stream, one row of every
@@ -43,7 +43,7 @@ public enum DecoderStructures {
         let units = (0..<c.hiddenSize).map { j in
             PruneUnit(slices: axes.map { TensorSlice($0.name, axis: $0.axis, j..<(j + 1)) }, parameterCount: perUnit)
         }
-        return PruneGroup(kind: .hiddenChannel, layer: nil, units: units)
+        return PruneGroup(kind: .hiddenChannel, layer: nil, units: units, width: .hiddenChannels)
     }
 
     /// The axis of a tensor that runs along the residual stream, nil when it has none (biases).

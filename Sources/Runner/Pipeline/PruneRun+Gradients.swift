@@ -21,8 +21,3 @@ extension PruneRun {
         }
     }
 }
-
-extension PruneRun {
-    /// Sequences per backward pass, as the criterion asks.
-    var gradientMicroBatch: Int { recipe.criterion.gradientMicroBatch }
-}

@@ -118,23 +118,20 @@ extension PruneRun {
         return (masker, criterion)
     }
 
-    /// Mask mode: scores every linear matrix the grouping touches weight by weight, zeroes what the
-    /// scheduler picks in place and measures the zeros. The model keeps its shapes; nil when the
-    /// scheduler removes structures instead.
-    func maskWeights(_ model: Transformer, sequences: [[Int32]]) throws -> MaskSummary? {
-        guard let mode = try maskMode() else { return nil }
+    /// Mask mode, one pipeline step: scores every linear matrix the step's groups touch weight by
+    /// weight, zeroes what the scheduler picks in place and measures the zeros. The model keeps its shapes.
+    func maskWeights(_ model: Transformer, groups: [PruneGroup], mode: (masker: any MaskScheduler, criterion: any WeightCriterion),
+                     sequences: [[Int32]]) throws -> MaskSummary {
         let (masker, criterion) = (mode.masker, mode.criterion)
         let name = type(of: criterion).name
-        let tensors = Masking.linearTensors(touchedBy: try recipe.grouping.groups(for: model), in: model)
+        let tensors = Masking.linearTensors(touchedBy: groups, in: model)
         guard !tensors.isEmpty else {
             throw PruneError(.invalidArgument, "grouping '\(type(of: recipe.grouping).name)' touches no linear matrix, so scheduler '\(type(of: masker).name)' has nothing to mask; choose structures in decoder layers")
         }
-        if criterion.inputs.contains(.activationSamples) {
-            throw PruneError(.unsupported, "criterion '\(name)' needs inputs this build cannot collect yet")
-        }
-        let grads = try gradientsIfNeeded(criterion.inputs, model: model, sequences: sequences,
-                                          microBatch: gradientMicroBatch, suffix: "")
-        let seed = UInt64(recipe.calibration.seed)
+        // Wanda's sequential procedure collects statistics layer by layer below, on the masked model.
+        let sequential = recipe.calibration.sequential && criterion.inputs.contains(.activationStatistics)
+        let shared = try scoringContext(model, groups: groups, sequences: sequences, criterion: criterion,
+                                        statistics: !sequential, suffix: "")
         func mask(_ t: String, _ ctx: ScoringContext) throws -> MaskSummary.Matrix {
             guard let e = model.params.entry(t) else { throw PruneError(.unknownName, "mask: no tensor '\(t)'") }
             let s = try criterion.weightScores(of: t, context: ctx)
@@ -146,43 +143,45 @@ extension PruneRun {
         }
         let title = "mask \(tensors.count) matrices (\(masker.pattern)) by '\(name)' scores"
         let matrices: [MaskSummary.Matrix]
-        if recipe.calibration.sequential && criterion.inputs.contains(.activationStatistics) {
-            // Wanda's procedure: layer l is scored on what the already-masked layers before it produce.
-            let byLayer = Dictionary(grouping: tensors) { ActivationStatistics.inputSite(of: $0)?.0 ?? -1 }
-            if let rest = byLayer[-1] {
-                throw PruneError(.unsupported, "calibration.sequential: tensors \(rest.joined(separator: ", ")) belong to no decoder layer")
-            }
-            let stats = ActivationStatistics()
-            var done: [String: MaskSummary.Matrix] = [:]
-            try timed(title + ", layer by layer on the masked model") {
-                let bar = ProgressBar(total: model.config.nLayers, label: "  layers", unit: "layer")
-                try model.layerByLayer(sequences: sequences, observer: stats) { l in
-                    defer { bar.update(l + 1) }
-                    guard let ts = byLayer[l] else { return }
-                    let ctx = ScoringContext(model: model, statistics: stats, seed: seed, gradients: grads, calibration: sequences)
-                    for t in ts { done[t] = try mask(t, ctx) }
-                    model.params.markModified()
-                }
-                bar.finish()
-            }
-            matrices = tensors.map { done[$0]! }
+        if sequential {
+            matrices = try maskLayerByLayer(model, tensors: tensors, title: title, context: shared, mask: mask)
         } else {
             if recipe.calibration.sequential {
                 log("  calibration.sequential: '\(name)' reads no activations, so every layer is scored at once")
             }
-            var stats: ActivationStatistics?
-            if criterion.inputs.contains(.activationStatistics) {
-                stats = try timed("calibrate") { try Calibration.statistics(model: model, sequences: sequences) }
-            }
-            let ctx = ScoringContext(model: model, statistics: stats, seed: seed, gradients: grads, calibration: sequences)
             matrices = try timed(title) { () throws -> [MaskSummary.Matrix] in
                 defer { model.params.markModified() }
-                return try tensors.map { try mask($0, ctx) }
+                return try tensors.map { try mask($0, shared) }
             }
         }
         let summary = MaskSummary(pattern: masker.pattern, criterion: name, matrices: matrices, parameters: model.parameterCount)
         log(String(format: "  weight sparsity: %.2f%% zeros in %d matrices (%d of %d weights); parameters unchanged (%d)",
                    summary.sparsity * 100, matrices.count, summary.zeros, summary.weights, model.parameterCount))
         return summary
+    }
+
+    /// Wanda's sequential procedure: layer l's matrices are scored on statistics of what the
+    /// already-masked layers before it produce, collected while the forward pass goes layer by layer.
+    func maskLayerByLayer(_ model: Transformer, tensors: [String], title: String, context shared: ScoringContext,
+                          mask: (String, ScoringContext) throws -> MaskSummary.Matrix) throws -> [MaskSummary.Matrix] {
+        let byLayer = Dictionary(grouping: tensors) { ActivationStatistics.inputSite(of: $0)?.0 ?? -1 }
+        if let rest = byLayer[-1] {
+            throw PruneError(.unsupported, "calibration.sequential: tensors \(rest.joined(separator: ", ")) belong to no decoder layer")
+        }
+        let stats = ActivationStatistics()
+        var done: [String: MaskSummary.Matrix] = [:]
+        try timed(title + ", layer by layer on the masked model") {
+            let bar = ProgressBar(total: model.config.nLayers, label: "  layers", unit: "layer")
+            try model.layerByLayer(sequences: shared.calibration ?? [], observer: stats) { l in
+                defer { bar.update(l + 1) }
+                guard let ts = byLayer[l] else { return }
+                let ctx = ScoringContext(model: model, statistics: stats, seed: shared.seed, gradients: shared.gradients,
+                                         calibration: shared.calibration, groups: shared.groups)
+                for t in ts { done[t] = try mask(t, ctx) }
+                model.params.markModified()
+            }
+            bar.finish()
+        }
+        return tensors.map { done[$0]! }
     }
 }

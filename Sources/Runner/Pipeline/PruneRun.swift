@@ -12,7 +12,7 @@ public final class PruneRun {
 
     private var stages: [RunReport.Stage] = []
     /// Set by a run whose scheduler masks single weights (unstructured, N:M).
-    public private(set) var maskSummary: MaskSummary?
+    public internal(set) var maskSummary: MaskSummary?
     /// Evaluate the dense model first (a sweep evaluates it once, as its own row).
     public var evaluateDense = true
     /// Delete the exported model files after the final evaluation (a sweep keeps only reports).
@@ -99,40 +99,15 @@ public final class PruneRun {
             return try Calibration.sequences(documents: docs, tokenizer: tokenizer, samples: recipe.calibration.samples,
                                              seqLen: recipe.calibration.seqLen, seed: recipe.calibration.seed)
         }
-        // Mask schedulers (unstructured, N:M) zero single weights in place instead of cutting structures.
-        maskSummary = try maskWeights(model, sequences: sequences)
-        let steps = maskSummary == nil ? recipe.scheduler.steps : 0
+        // Mask schedulers (unstructured, N:M) take one step that zeroes single weights in place.
+        let steps = try maskMode() == nil ? recipe.scheduler.steps : 1
         for step in 0..<steps {
-            let suffix = steps > 1 ? " (step \(step + 1)/\(steps))" : ""
-            let groups = try recipe.grouping.groups(for: model)
-            var stats: ActivationStatistics?
-            if recipe.criterion.inputs.contains(.activationStatistics) || recipe.criterion.inputs.contains(.activationSamples) {
-                stats = try timed("calibrate\(suffix)") {
-                    try Calibration.statistics(model: model, sequences: sequences, sampleRows: Calibration.sampleRows(for: recipe.criterion),
-                                               seed: UInt64(recipe.calibration.seed))
-                }
-            }
-            let grads = try gradientsIfNeeded(recipe.criterion.inputs, model: model, sequences: sequences,
-                                              microBatch: gradientMicroBatch, suffix: suffix)
-            let ctx = ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads,
-                                     calibration: sequences)
-            let scores = try timed("score \(groups.count) groups with '\(type(of: recipe.criterion).name)'\(suffix)") {
-                try groups.map { g -> [Double] in
-                    let s = try recipe.criterion.scores(for: g, context: ctx)
-                    guard s.count == g.units.count, s.allSatisfy(\.isFinite) else {
-                        throw PruneError(.badFormat, "criterion '\(type(of: recipe.criterion).name)' returned \(s.count) scores for group '\(g.id)' with \(g.units.count) units, or a non-finite score")
-                    }
-                    return s
-                }
-            }
-            let planCtx = PlanContext(model: model, step: step, steps: steps, originalParameters: original.parameters)
-            let plan = try recipe.scheduler.plan(groups: groups, scores: scores, context: planCtx)
             let current: Transformer = model
             model = nil
-            model = try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
-                try Surgery.apply(plan, groups: groups, to: current)
+            model = try pruneStep(current, step: step, steps: steps, sequences: sequences, originalParameters: original.parameters)
+            if maskSummary == nil {
+                log("  parameters: \(model.parameterCount) (\(String(format: "%.2f%%", 100 * (1 - Double(model.parameterCount) / Double(original.parameters)))) removed)")
             }
-            log("  parameters: \(model.parameterCount) (\(String(format: "%.2f%%", 100 * (1 - Double(model.parameterCount) / Double(original.parameters)))) removed)")
         }
         var beforeFineTune: [PerplexityResult]?
         var fineTune: FineTuneReport?

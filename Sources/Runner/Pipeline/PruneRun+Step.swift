@@ -1,0 +1,49 @@
+import Foundation
+import PruneFramework
+
+extension PruneRun {
+    /// One pruning step: group the model, collect what the criterion reads, score, and cut. A
+    /// structure scheduler's plan goes through `Surgery` and gives a smaller model; a mask scheduler
+    /// zeroes single weights of the same model in place (`maskWeights`).
+    func pruneStep(_ model: Transformer, step: Int, steps: Int, sequences: [[Int32]], originalParameters: Int) throws -> Transformer {
+        let suffix = steps > 1 ? " (step \(step + 1)/\(steps))" : ""
+        let groups = try recipe.grouping.groups(for: model)
+        if let mode = try maskMode() {
+            maskSummary = try maskWeights(model, groups: groups, mode: mode, sequences: sequences)
+            return model
+        }
+        let criterion = recipe.criterion, name = type(of: criterion).name
+        let ctx = try scoringContext(model, groups: groups, sequences: sequences, criterion: criterion, suffix: suffix)
+        let scores = try timed("score \(groups.count) groups with '\(name)'\(suffix)") {
+            try groups.map { g -> [Double] in
+                let s = try criterion.scores(for: g, context: ctx)
+                guard s.count == g.units.count, s.allSatisfy(\.isFinite) else {
+                    throw PruneError(.badFormat, "criterion '\(name)' returned \(s.count) scores for group '\(g.id)' with \(g.units.count) units, or a non-finite score")
+                }
+                return s
+            }
+        }
+        let planCtx = PlanContext(model: model, step: step, steps: steps, originalParameters: originalParameters)
+        let plan = try recipe.scheduler.plan(groups: groups, scores: scores, context: planCtx)
+        return try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
+            try Surgery.apply(plan, groups: groups, to: model)
+        }
+    }
+
+    /// What `criterion` reads, collected once per step: the step's groups, activation statistics (and
+    /// samples) when it declares them and `statistics` is true, and gradients when it declares them.
+    func scoringContext(_ model: Transformer, groups: [PruneGroup], sequences: [[Int32]], criterion: any Criterion,
+                        statistics: Bool = true, suffix: String) throws -> ScoringContext {
+        var stats: ActivationStatistics?
+        if statistics && (criterion.inputs.contains(.activationStatistics) || criterion.inputs.contains(.activationSamples)) {
+            stats = try timed("calibrate\(suffix)") {
+                try Calibration.statistics(model: model, sequences: sequences, sampleRows: Calibration.sampleRows(for: criterion),
+                                           seed: UInt64(recipe.calibration.seed))
+            }
+        }
+        let grads = try gradientsIfNeeded(criterion.inputs, model: model, sequences: sequences,
+                                          microBatch: criterion.gradientMicroBatch, suffix: suffix)
+        return ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed), gradients: grads,
+                              calibration: sequences, groups: groups)
+    }
+}
