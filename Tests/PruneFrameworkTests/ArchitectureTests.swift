@@ -23,11 +23,15 @@ import Testing
         #expect(try Architectures.forGGUF("deci", file: "f.gguf").name == "llama")
         #expect(try Architectures.forHF(architectures: ["LlamaForCausalLM"], modelType: "llama").name == "llama")
         #expect(try Architectures.forHF(architectures: nil, modelType: nil).name == "llama")
+        #expect(try Architectures.forHF(architectures: ["MistralForCausalLM"], modelType: "mistral").name == "mistral")
+        // Mistral is written as llama.cpp's converter writes it, and a `llama` file reads as LLaMA.
+        #expect(try Architectures.named("mistral").ggufTarget(for: tinyConfig(layers: 1)).architecture == "llama")
+        #expect(try Architectures.forGGUF("llama", file: "f.gguf").name == "llama")
     }
 
     @Test func unknownArchitecturesAreNamedWithTheSupportedOnes() throws {
         let g = try #require(throws: PruneError.self) { try Architectures.forGGUF("mamba", file: "m.gguf") }
-        #expect(g.code == .unsupported && g.message.contains("GGUF file 'm.gguf': architecture 'mamba' is not supported; supported: llama, deci"), "\(g.message)")
+        #expect(g.code == .unsupported && g.message.contains("GGUF file 'm.gguf': architecture 'mamba' is not supported; supported: llama, deci, qwen2") && !g.message.contains("qwen2, llama"), "\(g.message)")
         let h = try #require(throws: PruneError.self) { try Architectures.forHF(architectures: ["GPT2LMHeadModel"], modelType: "gpt2") }
         #expect(h.message.contains("architectures '[\"GPT2LMHeadModel\"]' is not supported; supported: LlamaForCausalLM"), "\(h.message)")
         #expect(throws: PruneError.self) { try Architectures.named("mamba") }

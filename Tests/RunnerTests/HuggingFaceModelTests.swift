@@ -65,6 +65,44 @@ import Testing
         #expect(try exported[1].load().logits(tokens: ids, batch: 1, seqLen: 5) == (try exported[0].load().logits(tokens: ids, batch: 1, seqLen: 5)))
     }
 
+    /// Mistral, the third architecture, is one file: a `MistralForCausalLM` directory (the tiny model
+    /// with its config renamed) computes as the LLaMA one, is cut with gradients, fine-tuned with LoRA,
+    /// and written as a Mistral directory and as the `llama` GGUF llama.cpp's converter makes of it.
+    @Test func aMistralDirectoryPrunesFineTunesAndExports() throws {
+        let dir = try temporaryDirectory("prune-hf-mistral")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (_, llama, text) = try tinyDirectory(dir)
+        let mistral = dir + "/mistral"
+        try FileManager.default.copyItem(atPath: llama, toPath: mistral)
+        var config = try HFConfig(path: mistral + "/config.json")
+        (config.architectures, config.modelType, config.slidingWindow) = (["MistralForCausalLM"], "mistral", 32)
+        try config.jsonData().write(to: URL(fileURLWithPath: mistral + "/config.json"))
+        let source = try ModelSource(path: mistral)
+        // Up to the 32-token window full attention is exact, so the context stops there.
+        #expect(try source.config().architecture == "mistral" && (try source.config().contextLength) == 32)
+        let ids: [Int32] = [5, 40, 41, 256, 7]
+        #expect(try source.load().logits(tokens: ids, batch: 1, seqLen: 5) == (try ModelSource(path: llama).load().logits(tokens: ids, batch: 1, seqLen: 5)))
+        let json = """
+            {"version": 1, "model": "\(mistral)",
+             "calibration": {"dataset": "\(text)", "samples": 4, "seqLen": 16, "seed": 1},
+             "grouping": {"type": "decoder"}, "criterion": {"type": "taylor"}, "scheduler": {"type": "uniform", "ratio": 0.2},
+             "fineTuner": {"type": "lora", "steps": 2},
+             "evaluation": {"datasets": ["\(text)"], "seqLen": 16, "maxWindows": 4},
+             "output": {"dir": "\(dir)/out", "formats": ["gguf", "safetensors"], "dtype": "f32"}}
+            """
+        let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
+        run.log = { _ in }
+        let report = try run.run()
+        #expect(report.paramsAfter < report.paramsBefore && report.fineTune?.losses.count == 2)
+        let written = try ModelSource(path: dir + "/out/safetensors")
+        #expect(try HFConfig(path: dir + "/out/safetensors/config.json").architectures == ["MistralForCausalLM"])
+        #expect(try written.config().architecture == "mistral")
+        let gguf = try ModelSource(path: dir + "/out/" + (try #require(report.outputs.first { $0.hasSuffix(".gguf") })))
+        #expect(gguf.gguf?["general.architecture"]?.string == "llama")
+        let a = try written.load().logits(tokens: ids, batch: 1, seqLen: 5), b = try gguf.load().logits(tokens: ids, batch: 1, seqLen: 5)
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-4 })
+    }
+
     @Test func evalInspectAndTokenizeTakeADirectory() throws {
         let dir = try temporaryDirectory("prune-hf-cli")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,6 +1,7 @@
 import Foundation
 
-/// A Hugging Face `config.json` for `LlamaForCausalLM`, converted to and from `ModelConfig`.
+/// A Hugging Face `config.json` of a registered architecture (`LlamaForCausalLM`, `Qwen2ForCausalLM`,
+/// `MistralForCausalLM`), converted to and from `ModelConfig`.
 ///
 /// Keys not listed here (`hidden_act`, `use_cache`, `transformers_version`, ...) are ignored on
 /// read, except those that would change the model: `hidden_act` must be `silu`, `attention_bias`
@@ -76,6 +77,10 @@ public struct HFConfig: Codable, Sendable, Equatable {
     public var attentionBias: Bool?
     public var mlpBias: Bool?
     public var prunePerLayer: PerLayer?
+    /// Attention span of a sliding-window model (Mistral 7B v0.1); it applies unless
+    /// `use_sliding_window` is false (Qwen2 configs carry a window they do not use).
+    public var slidingWindow: Int?
+    public var useSlidingWindow: Bool?
 
     enum CodingKeys: String, CodingKey {
         case architectures, modelType = "model_type", hiddenSize = "hidden_size"
@@ -86,6 +91,7 @@ public struct HFConfig: Codable, Sendable, Equatable {
         case tieWordEmbeddings = "tie_word_embeddings", bosTokenId = "bos_token_id", eosTokenId = "eos_token_id"
         case torchDtype = "torch_dtype", hiddenAct = "hidden_act", attentionBias = "attention_bias"
         case mlpBias = "mlp_bias", ropeScaling = "rope_scaling", prunePerLayer = "prune_per_layer"
+        case slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
     }
 
     /// The config of `c`, marked with its architecture (`LlamaForCausalLM`, `Qwen2ForCausalLM`), with
@@ -147,6 +153,8 @@ public struct HFConfig: Codable, Sendable, Equatable {
             throw PruneError(.unsupported, "config.json: key 'rope_scaling' is set; RoPE scaling is not supported, only plain RoPE (rope_scaling null)")
         }
         prunePerLayer = try c.decodeIfPresent(PerLayer.self, forKey: .prunePerLayer)
+        slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -172,6 +180,8 @@ public struct HFConfig: Codable, Sendable, Equatable {
         try c.encodeIfPresent(mlpBias, forKey: .mlpBias)
         try c.encodeNil(forKey: .ropeScaling)
         try c.encodeIfPresent(prunePerLayer, forKey: .prunePerLayer)
+        try c.encodeIfPresent(slidingWindow, forKey: .slidingWindow)
+        try c.encodeIfPresent(useSlidingWindow, forKey: .useSlidingWindow)
     }
 
     /// The model config, validated; throws a PruneError naming the offending key.
@@ -215,13 +225,22 @@ public struct HFConfig: Codable, Sendable, Equatable {
             nKVHead: try perLayer(p?.numKeyValueHeads, numKeyValueHeads ?? numAttentionHeads, "num_key_value_heads"),
             ffnDim: try perLayer(p?.intermediateSize, intermediateSize, "intermediate_size"),
             ropeBase: Float(ropeTheta ?? 10000), rmsEps: Float(rmsNormEps ?? 1e-6),
-            contextLength: maxPositionEmbeddings ?? 2048, tiedEmbeddings: tieWordEmbeddings ?? false,
+            contextLength: try contextLength(), tiedEmbeddings: tieWordEmbeddings ?? false,
             bosTokenId: bosTokenId, eosTokenId: eosTokenId, architecture: architecture.name,
             attentionBias: architecture.attentionBias, ropeLayout: architecture.ggufRoPE)
         do { try config.validate() } catch let e as PruneError {
             throw PruneError(e.code, "config.json: \(e.message)")
         }
         return config
+    }
+
+    /// `max_position_embeddings` (2048 when absent), capped at the sliding window where one applies:
+    /// up to the window, full attention computes what sliding-window attention computes.
+    func contextLength() throws -> Int {
+        let full = maxPositionEmbeddings ?? 2048
+        guard let w = slidingWindow, useSlidingWindow != false else { return full }
+        guard w > 0 else { throw PruneError(.outOfRange, "config.json: sliding_window '\(w)' must be positive") }
+        return min(full, w)
     }
 
     /// Reads and decodes a `config.json`; errors name the file and the offending key.

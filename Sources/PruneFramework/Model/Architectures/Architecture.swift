@@ -88,7 +88,7 @@ extension Architecture {
 /// The registered architectures.
 public enum Architectures {
     private static let lock = NSLock()
-    private static var registered: [any Architecture] = [LlamaArchitecture(), Qwen2Architecture()]
+    private static var registered: [any Architecture] = [LlamaArchitecture(), Qwen2Architecture(), MistralArchitecture()]
 
     /// Adds an architecture (replacing one of the same name).
     public static func register(_ a: any Architecture) {
@@ -116,9 +116,15 @@ public enum Architectures {
     /// The architecture that reads GGUF files of `general.architecture` = `arch`.
     public static func forGGUF(_ arch: String, file: String) throws -> any Architecture {
         guard let a = all.first(where: { $0.ggufNames.contains(arch) }) else {
-            throw PruneError(.unsupported, "GGUF file '\(file)': architecture '\(arch)' is not supported; supported: \(all.flatMap(\.ggufNames).joined(separator: ", "))")
+            throw PruneError(.unsupported, "GGUF file '\(file)': architecture '\(arch)' is not supported; supported: \(unique(all.flatMap(\.ggufNames)).joined(separator: ", "))")
         }
         return a
+    }
+
+    /// The names in order, each once (Mistral is read and written as `llama` GGUF, like LLaMA).
+    static func unique(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
     }
 
     /// The architecture of a Hugging Face config's `architectures` list and `model_type` (LLaMA when

@@ -1,4 +1,4 @@
-/// LLaMA and the models that share its block (SmolLM2, Llama 2/3, Mistral without sliding windows):
+/// LLaMA and the models that share its block (SmolLM2, Llama 2/3, and Mistral in GGUF files):
 /// pre-norm RMSNorm, grouped-query attention without biases, SwiGLU MLP. llama.cpp's `deci`
 /// architecture holds the same tensors with per-layer widths, which pruned models need.
 public struct LlamaArchitecture: Architecture {
