@@ -83,12 +83,18 @@ public struct PlanContext: @unchecked Sendable {
 public protocol Scheduler: Plugin {
     /// Pruning steps to reach the target (1 = one shot); the runner re-scores between steps.
     var steps: Int { get }
+    /// The fraction of all parameters it aims to remove, for the report; nil when it has none.
+    var targetRatio: Double? { get }
+    /// Every MLP width it cuts is kept at a multiple of this; nil when any width may remain.
+    var roundTo: Int? { get }
     /// Chooses the units to remove at this step given every group's scores (one array per group).
     func plan(groups: [PruneGroup], scores: [[Double]], context: PlanContext) throws -> PruningPlan
 }
 
 extension Scheduler {
     public var steps: Int { 1 }
+    public var targetRatio: Double? { nil }
+    public var roundTo: Int? { nil }
 }
 
 /// What a fine-tuner may use besides the model.

@@ -51,8 +51,12 @@ public final class PruneRun {
         if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
             throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
         }
-        do { _ = try ModelSource(path: recipe.model) } catch let e as PruneError {
+        let config: ModelConfig
+        do { config = try ModelSource(path: recipe.model).config() } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
+        }
+        if let n = recipe.scheduler.roundTo, let widest = config.ffnDim.max(), n > widest {
+            throw PruneError(.outOfRange, "recipe: scheduler.roundTo = '\(n)' exceeds the model's widest MLP (\(widest) channels); choose at most \(widest)")
         }
     }
 
@@ -150,7 +154,8 @@ public final class PruneRun {
             widthsBefore: RunReport.widths(original.config), widthsAfter: RunReport.widths(final.config),
             calibration: recipe.calibration, stages: stages,
             outputs: outputs + (fineTune == nil ? [] : ["finetune.svg"]) + ["report.json", "report.md"],
-            evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune, zeroShot: zeroShot)
+            evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune, zeroShot: zeroShot,
+            targetRatio: maskSummary == nil ? recipe.scheduler.targetRatio : nil, roundTo: recipe.scheduler.roundTo)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         // A model that evaluates to NaN still gets its report ("ppl_after": "nan"), not an encoding error.

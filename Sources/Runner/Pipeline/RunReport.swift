@@ -31,6 +31,9 @@ public struct RunReport: Codable, Sendable {
     public var fineTune: FineTuneReport? = nil
     /// Zero-shot accuracy of the final model on `evaluation.tasks`.
     public var zeroShot: [ZeroShotResult]? = nil
+    /// The scheduler's target (fraction of all parameters) and MLP width multiple, when it has them.
+    public var targetRatio: Double? = nil
+    public var roundTo: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, recipe, paramsBefore = "params_before", paramsAfter = "params_after"
@@ -40,6 +43,7 @@ public struct RunReport: Codable, Sendable {
         case evaluationsAfter = "evaluations_after", widthsBefore = "widths_before", widthsAfter = "widths_after"
         case calibration, stages, outputs
         case evaluationsBeforeFineTune = "evaluations_before_fine_tune", fineTune = "fine_tune", zeroShot = "zero_shot"
+        case targetRatio = "target_ratio", roundTo = "round_to"
     }
 
     static func widths(_ c: ModelConfig) -> Widths { Widths(nHead: c.nHead, nKVHead: c.nKVHead, ffnDim: c.ffnDim, hiddenSize: c.hiddenSize) }
@@ -81,7 +85,9 @@ public struct RunReport: Codable, Sendable {
                         ft.losses.count, ft.tokens, ft.trainableParameters, ft.seconds, first, last)
         }
         s += "\nRemoved \(String(format: "%.2f%%", removedFraction * 100)) of all parameters, "
-        s += "\(String(format: "%.2f%%", removedFractionWithoutEmbeddings * 100)) of the non-embedding parameters.\n\n"
+        s += "\(String(format: "%.2f%%", removedFractionWithoutEmbeddings * 100)) of the non-embedding parameters"
+        if let t = targetRatio { s += String(format: " (target: %.2f%% of all parameters%@)", t * 100, roundTo.map { ", MLP widths in multiples of \($0)" } ?? "") }
+        s += ".\n\n"
         s += "## Per-layer widths after pruning\n\n| layer | heads | KV heads | MLP channels |\n|---:|---:|---:|---:|\n"
         for l in widthsAfter.nHead.indices {
             s += "| \(l) | \(widthsAfter.nHead[l]) | \(widthsAfter.nKVHead[l]) | \(widthsAfter.ffnDim[l]) |\n"

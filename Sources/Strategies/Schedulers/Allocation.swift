@@ -7,17 +7,21 @@ public struct PruneTarget: Codable, Sendable, Equatable {
     public var ratio: Double?
     /// Fraction of each group's units to remove (LLM-Pruner's per-layer channel ratio).
     public var structureRatio: Double?
+    /// Every MLP width the plan cuts is kept at a multiple of this (Torch-Pruning's `round_to`).
+    public var roundTo: Int?
 
     static let keys = [
         PluginKey("ratio", "number", default: "0.2", "fraction of all parameters to remove, in [0, 1)"),
         PluginKey("structureRatio", "number", default: "null", "instead of ratio: fraction of each group's units to remove, in [0, 1)"),
+        PluginKey("roundTo", "integer", default: "null", "keep every pruned MLP width a multiple of N (32 for Q4_0…Q8_0 rows, 256 for k-quants), 2...65536; KV groups are whole anyway"),
     ]
 
-    enum CodingKeys: String, CodingKey { case ratio, structureRatio }
+    enum CodingKeys: String, CodingKey { case ratio, structureRatio, roundTo }
 
-    init(ratio: Double?, structureRatio: Double?) {
+    init(ratio: Double?, structureRatio: Double?, roundTo: Int? = nil) {
         self.ratio = ratio
         self.structureRatio = structureRatio
+        self.roundTo = roundTo
     }
 
     init(from c: KeyedDecodingContainer<AnyCodingKey>) throws {
@@ -27,6 +31,19 @@ public struct PruneTarget: Codable, Sendable, Equatable {
         }
         structureRatio = hasStructure ? try c.number(AnyCodingKey("structureRatio"), default: 0, in: 0...1, openUpper: true) : nil
         ratio = hasStructure ? nil : try c.number(AnyCodingKey("ratio"), default: 0.2, in: 0...1, openUpper: true)
+        if let n: Int = try c.value(AnyCodingKey("roundTo"), default: nil as Int?) {
+            guard (2...65536).contains(n) else {
+                throw PruneError(.outOfRange, "recipe: \(jsonPath(c.codingPath, "roundTo")) = '\(n)' is out of range; allowed 2...65536 (null: any width)")
+            }
+            roundTo = n
+        }
+    }
+
+    /// Writes `ratio` or `structureRatio`, and `roundTo` when set, into a scheduler's encoding.
+    func encode(into c: inout KeyedEncodingContainer<AnyCodingKey>) throws {
+        try c.encodeIfPresent(ratio, forKey: AnyCodingKey("ratio"))
+        try c.encodeIfPresent(structureRatio, forKey: AnyCodingKey("structureRatio"))
+        try c.encodeIfPresent(roundTo, forKey: AnyCodingKey("roundTo"))
     }
 
     /// Parameters this step should remove: the cumulative target for the step minus what is gone.
@@ -44,6 +61,16 @@ public struct PruneTarget: Codable, Sendable, Equatable {
         let keepAfter = pow(1 - r, Double(ctx.step + 1) / Double(ctx.steps))
         return 1 - keepAfter / keepBefore
     }
+}
+
+/// A scheduler that aims at a `PruneTarget`: the report reads its ratio and rounding from here.
+protocol TargetedScheduler: Scheduler {
+    var target: PruneTarget { get }
+}
+
+extension TargetedScheduler {
+    public var targetRatio: Double? { target.ratio }
+    public var roundTo: Int? { target.roundTo }
 }
 
 /// Lowest-score units first; ties broken by index so plans are deterministic.

@@ -2,7 +2,7 @@ import Foundation
 import PruneFramework
 
 /// Ranks units across all groups by (normalised) score and removes the lowest until the target is met.
-public struct GlobalScheduler: Scheduler {
+public struct GlobalScheduler: TargetedScheduler {
     public static let name = "global"
     public static let summary = "rank units across layers by normalised score; remove the lowest to the target"
     public static let keys = PruneTarget.keys + [
@@ -28,8 +28,7 @@ public struct GlobalScheduler: Scheduler {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: AnyCodingKey.self)
         try c.encode(Self.name, forKey: AnyCodingKey("type"))
-        try c.encodeIfPresent(target.ratio, forKey: AnyCodingKey("ratio"))
-        try c.encodeIfPresent(target.structureRatio, forKey: AnyCodingKey("structureRatio"))
+        try target.encode(into: &c)
         try c.encode(normalization, forKey: AnyCodingKey("normalization"))
     }
 
@@ -51,6 +50,11 @@ public struct GlobalScheduler: Scheduler {
     }
 
     public func plan(groups: [PruneGroup], scores: [[Double]], context: PlanContext) throws -> PruningPlan {
+        try target.rounded(allocate(groups, scores, context), groups: groups, scores: scores, context: context)
+    }
+
+    /// The plan before `roundTo`.
+    func allocate(_ groups: [PruneGroup], _ scores: [[Double]], _ context: PlanContext) -> PruningPlan {
         var candidates: [(score: Double, group: Int, unit: Int)] = []
         for (gi, s) in scores.enumerated() {
             for (u, v) in normalised(s).enumerated() { candidates.append((v, gi, u)) }

@@ -2,7 +2,7 @@ import PruneFramework
 
 /// Reaches the target in several steps, re-scoring the smaller model in between; each step
 /// allocates like `uniform` or `global`.
-public struct IterativeScheduler: Scheduler {
+public struct IterativeScheduler: TargetedScheduler {
     public static let name = "iterative"
     public static let summary = "N steps to the target, re-scoring in between; each step uniform or global"
     public static let keys = PruneTarget.keys + [
@@ -28,8 +28,7 @@ public struct IterativeScheduler: Scheduler {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: AnyCodingKey.self)
         try c.encode(Self.name, forKey: AnyCodingKey("type"))
-        try c.encodeIfPresent(target.ratio, forKey: AnyCodingKey("ratio"))
-        try c.encodeIfPresent(target.structureRatio, forKey: AnyCodingKey("structureRatio"))
+        try target.encode(into: &c)
         try c.encode(steps, forKey: AnyCodingKey("steps"))
         try c.encode(allocation, forKey: AnyCodingKey("allocation"))
         try c.encode(normalization, forKey: AnyCodingKey("normalization"))

@@ -18,7 +18,7 @@ import PruneFramework
 ///    target; single units are then added or returned (lowest z first) while that brings the total
 ///    closer, within the bounds, so the target is met as exactly as whole units allow.
 /// Groups with no layer (hidden channels) sit at the middle quantile.
-public struct SAAPScheduler: Scheduler {
+public struct SAAPScheduler: TargetedScheduler {
     public static let name = "saap"
     public static let summary = "SAAP: per-layer ratios from importance + fluctuation, bounded, meeting the global target"
     public static let keys = PruneTarget.keys + [
@@ -58,8 +58,7 @@ public struct SAAPScheduler: Scheduler {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: AnyCodingKey.self)
         try c.encode(Self.name, forKey: AnyCodingKey("type"))
-        try c.encodeIfPresent(target.ratio, forKey: AnyCodingKey("ratio"))
-        try c.encodeIfPresent(target.structureRatio, forKey: AnyCodingKey("structureRatio"))
+        try target.encode(into: &c)
         try c.encode(minRatio, forKey: AnyCodingKey("minRatio"))
         try c.encode(maxRatio, forKey: AnyCodingKey("maxRatio"))
         try c.encode(spread, forKey: AnyCodingKey("spread"))
@@ -102,6 +101,11 @@ public struct SAAPScheduler: Scheduler {
     }
 
     public func plan(groups: [PruneGroup], scores: [[Double]], context: PlanContext) throws -> PruningPlan {
+        try target.rounded(try allocate(groups, scores, context), groups: groups, scores: scores, context: context)
+    }
+
+    /// The plan before `roundTo`.
+    func allocate(_ groups: [PruneGroup], _ scores: [[Double]], _ context: PlanContext) throws -> PruningPlan {
         let z = Self.standardised(groups, scores)
         let q = quantiles(groups, z)
         let order = scores.map(ascendingOrder)

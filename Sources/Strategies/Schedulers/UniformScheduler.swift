@@ -2,7 +2,7 @@ import PruneFramework
 
 /// The same fraction of units removed in every group (LLM-Pruner's setting), chosen so the removed
 /// parameters meet the target as closely as whole units allow.
-public struct UniformScheduler: Scheduler {
+public struct UniformScheduler: TargetedScheduler {
     public static let name = "uniform"
     public static let summary = "the same fraction of units in every group of the grouping's layers"
     public static let keys = PruneTarget.keys
@@ -19,11 +19,15 @@ public struct UniformScheduler: Scheduler {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: AnyCodingKey.self)
         try c.encode(Self.name, forKey: AnyCodingKey("type"))
-        try c.encodeIfPresent(target.ratio, forKey: AnyCodingKey("ratio"))
-        try c.encodeIfPresent(target.structureRatio, forKey: AnyCodingKey("structureRatio"))
+        try target.encode(into: &c)
     }
 
     public func plan(groups: [PruneGroup], scores: [[Double]], context: PlanContext) throws -> PruningPlan {
+        try target.rounded(allocate(groups, scores, context), groups: groups, scores: scores, context: context)
+    }
+
+    /// The plan before `roundTo`.
+    func allocate(_ groups: [PruneGroup], _ scores: [[Double]], _ context: PlanContext) -> PruningPlan {
         if target.structureRatio != nil {
             return uniformPlan(groups, scores, fraction: target.structureFraction(context))
         }
