@@ -129,7 +129,7 @@ import Testing
         let ws = try #require(json2?["weight_sparsity"] as? [String: Any])
         #expect(ws["sparsity"] as? Double == 0.5 && ws["parameters"] as? Int == report.paramsBefore)
         let md = try String(contentsOfFile: dir + "/out/report.md", encoding: .utf8)
-        #expect(md.contains("sparsity 50.00%") && md.contains("The parameter count is unchanged"))
+        #expect(md.contains("sparsity 50.00%") && md.contains("The parameter count is unchanged") && md.contains("neither smaller nor faster there"))
     }
 
     /// Wanda's layer-by-layer calibration: layer 0 is scored on the dense model as before, layer 1 on

@@ -61,7 +61,8 @@ public struct MaskSummary: Encodable, Sendable {
         var s = "## Weight sparsity (mask mode)\n\n"
         s += "Pattern \(pattern), scores from '\(criterion)': \(zeros) of \(weights) weights in \(matrices.count) linear matrices are zero "
         s += "(sparsity \(pct(sparsity))). The parameter count is unchanged (\(parameters)): mask mode keeps every tensor's shape "
-        s += "and the exported model stores the zeros.\n\n| layer | attention zeros | MLP zeros |\n|---:|---:|---:|\n"
+        s += "and the exported model stores the zeros. llama.cpp multiplies stored zeros like any other weight, so this model is "
+        s += "neither smaller nor faster there: mask mode is a research tool for comparing criteria; prune structures to deploy.\n\n| layer | attention zeros | MLP zeros |\n|---:|---:|---:|\n"
         for r in perLayer { s += "| \(r.layer) | \(pct(r.attention)) | \(pct(r.mlp)) |\n" }
         return s + "\n"
     }
