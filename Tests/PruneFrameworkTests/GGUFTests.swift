@@ -166,7 +166,7 @@ struct RawGGUF {
         ("five dims", "1 to 4 dimensions"),
         ("wrong count", "shape [2, 2] needs 4"),
         ("q8_0 row of 48", "rows of '48' values"),
-        ("q4_K", "cannot encode 'Q4_K'"),
+        ("q2_K", "cannot encode 'Q2_K'"),
         ("NaN in q8_0", "value 'nan' at index 3"),
         ("alignment 48", "alignment '48'"),
     ])
@@ -185,7 +185,7 @@ struct RawGGUF {
             case "five dims": try w.addTensor(name: "t", shape: [1, 1, 1, 1, 1], data: [0], type: .f32)
             case "wrong count": try w.addTensor(name: "t", shape: [2, 2], data: [0], type: .f32)
             case "q8_0 row of 48": try w.addTensor(name: "t", shape: [2, 48], data: .init(repeating: 0, count: 96), type: .q8_0)
-            case "q4_K": try w.addTensor(name: "t", shape: [256], data: .init(repeating: 0, count: 256), type: .q4_K)
+            case "q2_K": try w.addTensor(name: "t", shape: [256], data: .init(repeating: 0, count: 256), type: .q2_K)
             case "NaN in q8_0":
                 var d = [Float](repeating: 1, count: 32)
                 d[3] = .nan

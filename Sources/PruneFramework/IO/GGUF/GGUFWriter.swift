@@ -29,8 +29,8 @@ public struct GGUFWriter {
 
     /// Adds a tensor; `shape` is row-major (outermost first) and is stored innermost first.
     ///
-    /// `type` is `.f32`, `.f16`, `.bf16` or `.q8_0`; the row length (`shape.last`) must be a
-    /// multiple of the type's block size (32 for Q8_0).
+    /// `type` is one that `quantize` encodes (F32, F16, BF16, Q4_0…Q8_0, Q4_K, Q5_K, Q6_K); the row
+    /// length (`shape.last`) must be a multiple of the type's block size (32, or 256 for k-quants).
     public mutating func addTensor(name: String, shape: [Int], data: [Float], type: GGMLType) throws {
         let what = "GGUF writer: tensor '\(name)'"
         guard !tensorNames.contains(name) else { throw PruneError(.invalidArgument, "\(what) was added twice; tensor names must be unique") }
