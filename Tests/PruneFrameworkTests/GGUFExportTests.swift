@@ -37,8 +37,8 @@ import TestSupport
         }
     }
 
-    @Test(arguments: Shape.allCases, [(GGUFExportType.f32, Float(1e-6)), (.f16, 1e-2)])
-    func roundTripGivesSameLogits(shape: Shape, typeAndTolerance: (GGUFExportType, Float)) throws {
+    @Test(arguments: Shape.allCases, [(GGUFOutputType.f32, Float(1e-6)), (.f16, 1e-2)])
+    func roundTripGivesSameLogits(shape: Shape, typeAndTolerance: (GGUFOutputType, Float)) throws {
         let (type, tol) = typeAndTolerance
         let model = try Transformer(randomWith: config(shape), seed: 11)
         let (dir, path) = try tempPath()
@@ -158,6 +158,56 @@ import TestSupport
         #expect(d < 2e-2, "max |Δlogit| \(d)")
     }
 
+    /// A model whose rows fill 256-value blocks except ffn_down of layer 1 (200 channels).
+    static func quantizableConfig() -> ModelConfig {
+        ModelConfig(vocabSize: 64, hiddenSize: 256, nLayers: 2, headDim: 64, nHead: [4, 4], nKVHead: [2, 2], ffnDim: [512, 200],
+                    contextLength: 64, tiedEmbeddings: false)
+    }
+
+    /// Each tensor is written in the type llama-quantize gives it, and reads back as the
+    /// dequantised blocks of exactly those values.
+    @Test(arguments: [QuantizationMix.q4_K_M, .q4_0, .q5_1, .q8_0, .q6_K])
+    func aQuantizedExportHasLlamaQuantizesTypes(mix: QuantizationMix) throws {
+        let model = try Transformer(randomWith: Self.quantizableConfig(), seed: 5, scale: 0.5)
+        let (dir, path) = try tempPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let summary = try model.writeGGUF(to: path, type: .mix(mix))
+        let file = try GGUFFile(path: path)
+        #expect(file["general.file_type"]?.int == Int(mix.llamaFileType))
+        let layout = TensorNames.layout(for: model.config)
+        let info = QuantizationModelInfo(architecture: "deci", layerCount: 2, headCount: 4, kvHeadCount: 2, hasOutputHead: true)
+        let expected = mix.tensorTypes(layout, model: info)
+        for ((name, _), choice) in zip(layout, expected) {
+            let t = try #require(file.tensors.first { $0.name == name })
+            #expect(t.type == choice.type, "\(name): \(t.type.name), llama-quantize gives \(choice)")
+            let bytes = try quantize(choice.type, UnsafeBufferPointer(model.params.view(name)))
+            #expect(Array(file.rawBytes(t)) == bytes, "\(name)")
+        }
+        // ffn_down of layer 1 has rows of 200 values: no 32-value block type fits, so F16.
+        #expect(summary.fallbacks.contains { $0.tensor == "blk.1.ffn_down.weight" && $0.type == "F16" })
+    }
+
+    /// `same-as-input` keeps each tensor's type; a row that no longer fills its blocks falls back.
+    @Test func sameAsInputKeepsEachTensorsType() throws {
+        let model = try Transformer(randomWith: Self.quantizableConfig(), seed: 6, scale: 0.5)
+        let (dir, path) = try tempPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var input: [String: GGMLType] = [:]
+        for (i, (name, _)) in TensorNames.layout(for: model.config).enumerated() { input[name] = [.q4_1, .q8_0, .q4_K, .q6_K][i % 4] }
+        input["blk.1.ffn_down.weight"] = .q4_K
+        input["blk.0.ffn_down.weight"] = .q5_K
+        let summary = try model.writeGGUF(to: path, type: .sameAsInput, inputTypes: input)
+        let file = try GGUFFile(path: path)
+        for t in file.tensors where t.dims.count == 2 && t.name != "blk.1.ffn_down.weight" {
+            #expect(t.type == input[t.name], "\(t.name)")
+        }
+        #expect(summary.fallbacks == [.init(tensor: "blk.1.ffn_down.weight", type: "F16", instead: "Q4_K")])
+        let cannot = try #require(throws: PruneError.self) {
+            try model.writeGGUF(to: path, type: .sameAsInput, inputTypes: input.mapValues { _ in GGMLType.iq2_xs })
+        }
+        #expect(cannot.message.contains("is IQ2_XS in the input, which this package cannot write"), "\(cannot.message)")
+    }
+
     @Test func bosAndEosSurviveWithoutASource() throws {
         var c = Self.uniformTinyConfig()
         c.bosTokenId = 1
@@ -222,7 +272,7 @@ import TestSupport
         try Transformer(randomWith: tinyConfig(), seed: 1).writeGGUF(to: path, source: source)
         let f = try GGUFFile(path: path)
         #expect(f["general.name"] == .string("Source") && f["general.license"] == .string("apache-2.0"))
-        #expect(f["general.file_type"] == .uint32(1) && f["general.quantization_version"] == nil)
+        #expect(f["general.file_type"] == .uint32(1) && f["general.quantization_version"] == .uint32(2))
         #expect(f["llama.rope.scaling.type"] == nil && f["general.architecture"] == .string("deci"))
         #expect(f["tokenizer.ggml.model"] == .string("gpt2") && f["tokenizer.ggml.tokens"]?.array?.count == 37)
         #expect(f["tokenizer.ggml.bos_token_id"] == .uint32(7))
@@ -241,7 +291,7 @@ import TestSupport
         try model.writeGGUF(to: path, type: .f16, source: source)
         let f = try GGUFFile(path: path)
         #expect(f["general.architecture"] == .string("llama") && f["general.file_type"] == .uint32(1))
-        #expect(f["general.name"] == source["general.name"] && f["general.quantization_version"] == nil)
+        #expect(f["general.name"] == source["general.name"] && f["general.quantization_version"] == .uint32(2))
         #expect(f.tensor(named: TensorNames.output) == nil)
         let text = "The quick brown fox jumps over the lazy dog. Once upon a time, there"
         let ids = try BPETokenizer(gguf: f).encode(text)

@@ -21,6 +21,10 @@ import Testing
         #expect(r.calibration == Recipe.Calibration())
         #expect(r.evaluation.seqLen == 128 && r.output.formats == ["gguf"])
         #expect(type(of: r.criterion).name == "magnitude")
+        #expect(r.output.type == "same-as-input")
+        // `dtype`, the setting's first name, still works.
+        let old = try Recipe.decode(Data(bad("}}", "}, \"output\": {\"dtype\": \"q8_0\"}}").utf8), plugins: .builtins())
+        #expect(old.output.type == "q8_0")
     }
 
     @Test(arguments: [
@@ -41,6 +45,9 @@ import Testing
         ("}}", "}, \"evaluation\": {\"datasets\": \"wikitext2\"}}", "evaluation.datasets must be an array of strings"),
         ("}}", "}, \"output\": {\"formats\": [\"onnx\"]}}", "output.formats[0] = 'onnx' is not an output format"),
         ("}}", "}, \"output\": {\"dtype\": \"int4\"}}", "output.dtype = 'int4' is not allowed"),
+        ("}}", "}, \"output\": {\"type\": \"q3_k\"}}", "output.type = 'q3_k' is not allowed; choose one of: same-as-input, f32, f16, bf16, q8_0"),
+        ("}}", "}, \"output\": {\"type\": \"f16\", \"dtype\": \"f16\"}}", "output sets both 'type' and 'dtype' (its earlier name)"),
+        ("}}", "}, \"output\": {\"type\": \"q4_k_m\", \"formats\": [\"gguf\", \"safetensors\"]}}", "output.type = 'q4_k_m' is a GGUF quantization, but output.formats includes safetensors"),
         ("}}", "}", "is not valid JSON"),
     ])
     func badRecipesNameThePathAndTheFix(from: String, to: String, fragment: String) {

@@ -1,27 +1,58 @@
 import Foundation
 
-/// Element type of the matrices in an exported GGUF (norm weights are always F32).
-public enum GGUFExportType: String, Codable, Sendable {
-    case f32, f16, q8_0
+/// What an exported GGUF stores its tensors as.
+public enum GGUFOutputType: Equatable, Sendable, CustomStringConvertible {
+    /// Each tensor in the type it had in the input; a matrix whose pruned rows no longer fill that
+    /// type's blocks falls back as llama-quantize does (Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, …).
+    case sameAsInput
+    /// llama-quantize's type for each tensor under this file type.
+    case mix(QuantizationMix)
 
-    /// The ggml type of a 2-D weight whose rows hold `rowLength` values; Q8_0 needs whole
-    /// 32-value blocks per row and falls back to F16 otherwise.
-    func matrixType(rowLength: Int) -> GGMLType {
-        switch self {
-        case .f32: .f32
-        case .f16: .f16
-        case .q8_0: rowLength % GGMLType.q8_0.blockSize == 0 ? .q8_0 : .f16
+    public static let f32 = GGUFOutputType.mix(.f32)
+    public static let f16 = GGUFOutputType.mix(.f16)
+    public static let q8_0 = GGUFOutputType.mix(.q8_0)
+
+    /// Every name a recipe may give (`q4_k` and `q5_k` are llama-quantize's names of `q4_k_m`, `q5_k_m`).
+    public static var names: [String] { ["same-as-input"] + QuantizationMix.allCases.map(\.rawValue) + ["q4_k", "q5_k"] }
+
+    /// `same-as-input` or a llama-quantize file type, in any case.
+    public init(name: String) throws {
+        if name == "same-as-input" {
+            self = .sameAsInput
+        } else if let mix = try? QuantizationMix(name: name) {
+            self = .mix(mix)
+        } else {
+            throw PruneError(.invalidArgument, "output type '\(name)' is not one of: \(Self.names.joined(separator: ", "))")
         }
     }
 
-    /// `general.file_type` (llama.cpp's `llama_ftype`): 0 all F32, 1 mostly F16, 7 mostly Q8_0.
-    var fileType: UInt32 {
+    public var description: String {
         switch self {
-        case .f32: 0
-        case .f16: 1
-        case .q8_0: 7
+        case .sameAsInput: "same-as-input"
+        case .mix(let m): m.rawValue
         }
     }
+}
+
+extension GGMLType {
+    /// True when the GGUF writer can encode this type.
+    public var canBeWritten: Bool { quantizableTypes.contains(self) }
+}
+
+/// The type each tensor of an export was written in, and the matrices whose rows did not fit the
+/// type asked for.
+public struct GGUFExportSummary: Codable, Sendable, Equatable {
+    public struct Fallback: Codable, Sendable, Equatable {
+        public var tensor: String
+        public var type: String
+        public var instead: String
+    }
+
+    /// Tensors per ggml type name ("Q4_K": 120, ...).
+    public var tensorsPerType: [String: Int]
+    public var fallbacks: [Fallback]
+
+    enum CodingKeys: String, CodingKey { case tensorsPerType = "tensors_per_type", fallbacks }
 }
 
 extension Transformer {
@@ -44,32 +75,88 @@ extension Transformer {
     /// Scalars are u32 and f32, the exact types llama.cpp's `get_key` demands. Tensors go in the
     /// order `token_embd`, `blk.N.*`, `output_norm`, then `output` (absent when the head is tied).
     /// The file is written atomically: a failure leaves no partial file.
-    public func writeGGUF(to path: String, type: GGUFExportType = .f16, source: GGUFFile? = nil, tokenizer: BPETokenizer? = nil,
-                          name: String? = nil) throws {
+    ///
+    /// `type`: a llama-quantize file type (each tensor as `llama_model_quantize` would give it), or
+    /// `same-as-input`, which takes each tensor's type from `inputTypes` (default: `source`'s).
+    /// An f16 matrix holding a value beyond f16's range is written f32.
+    @discardableResult
+    public func writeGGUF(to path: String, type: GGUFOutputType = .f16, source: GGUFFile? = nil, inputTypes: [String: GGMLType]? = nil,
+                          tokenizer: BPETokenizer? = nil, name: String? = nil) throws -> GGUFExportSummary {
         let target = try Architectures.named(config.architecture).ggufTarget(for: config)
         let dir = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
             throw PruneError(.fileNotFound, "cannot write GGUF '\(path)': directory '\(dir)' does not exist; create it first")
         }
+        let layout = TensorNames.layout(for: config)
+        let inputs = inputTypes ?? source.map { Dictionary($0.tensors.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a }) }
+        var choices = try ggufTensorTypes(type, layout: layout, inputTypes: inputs, target: target)
         var w = GGUFWriter()
-        for (key, value) in try ggufMetadata(type: type, source: source, tokenizer: tokenizer, name: name, target: target) { w.set(key, value) }
-        for (tensorName, shape) in TensorNames.layout(for: config) {
-            var ggml: GGMLType = shape.count == 1 ? .f32 : type.matrixType(rowLength: shape[shape.count - 1])
+        let fileType = Self.fileType(type, choices: choices, source: source)
+        for (key, value) in try ggufMetadata(type: type, source: source, tokenizer: tokenizer, name: name, target: target, fileType: fileType) {
+            w.set(key, value)
+        }
+        for (i, (tensorName, shape)) in layout.enumerated() {
             var data = Array(params.view(tensorName))
             // A value beyond f16's range would become inf: keep that tensor in f32.
-            if ggml == .f16 && !data.withUnsafeBufferPointer(HalfFloat.fits) { ggml = .f32 }
+            if choices[i].type == .f16 && !data.withUnsafeBufferPointer(HalfFloat.fits) { choices[i] = TensorTypeChoice(.f32, replaced: .f16) }
             data.withUnsafeMutableBufferPointer {
                 HFNames.convertRoPERows($0, canonical: tensorName, config: config, from: config.ropeLayout, to: target.ropeLayout)
             }
-            try w.addTensor(name: tensorName, shape: shape, data: data, type: ggml)
+            try w.addTensor(name: tensorName, shape: shape, data: data, type: choices[i].type)
         }
         try w.write(to: path)
+        return Self.summary(layout, choices)
+    }
+
+    /// The type of each tensor of `layout` under `type`.
+    func ggufTensorTypes(_ type: GGUFOutputType, layout: [(name: String, shape: [Int])], inputTypes: [String: GGMLType]?,
+                         target: GGUFTarget) throws -> [TensorTypeChoice] {
+        let c = config
+        switch type {
+        case .mix(let mix):
+            let info = QuantizationModelInfo(architecture: target.architecture, layerCount: c.nLayers, headCount: c.nHead.first ?? 0,
+                                             kvHeadCount: c.nKVHead.first ?? 0, hasOutputHead: !c.tiedEmbeddings)
+            return mix.tensorTypes(layout, model: info, sourceType: .f32)
+        case .sameAsInput:
+            guard let inputTypes else {
+                throw PruneError(.invalidArgument, "GGUF export: output type 'same-as-input' needs the input model's tensor types; give the source model or another output type")
+            }
+            return try layout.map { name, shape in
+                guard shape.count == 2, let rowLength = shape.last else { return TensorTypeChoice(.f32) }
+                let t = inputTypes[name] ?? .f16
+                guard quantizableTypes.contains(t) else {
+                    throw PruneError(.unsupported, "GGUF export: tensor '\(name)' is \(t.name) in the input, which this package cannot write; set output.type to one of \(GGUFOutputType.names.dropFirst().joined(separator: ", "))")
+                }
+                return rowLength % t.blockSize == 0 ? TensorTypeChoice(t) : QuantizationMix.fallback(t, rowLength: rowLength)
+            }
+        }
+    }
+
+    /// `general.file_type`: the mix's, or for `same-as-input` the source's (else that of the most
+    /// common matrix type).
+    static func fileType(_ type: GGUFOutputType, choices: [TensorTypeChoice], source: GGUFFile?) -> UInt32 {
+        if case .mix(let mix) = type { return mix.llamaFileType }
+        if let v = source?["general.file_type"]?.int, let t = UInt32(exactly: v) { return t }
+        let counts = Dictionary(grouping: choices.map(\.type).filter { $0 != .f32 }, by: { $0 }).mapValues(\.count)
+        let common = counts.max { ($0.value, $1.key.rawValue) < ($1.value, $0.key.rawValue) }?.key ?? .f32
+        return QuantizationMix.allCases.first { $0.defaultType == common }?.llamaFileType ?? 1
+    }
+
+    /// Tensors per type and the fallbacks, for the report.
+    static func summary(_ layout: [(name: String, shape: [Int])], _ choices: [TensorTypeChoice]) -> GGUFExportSummary {
+        var perType: [String: Int] = [:]
+        var fallbacks: [GGUFExportSummary.Fallback] = []
+        for ((name, _), c) in zip(layout, choices) {
+            perType[c.type.name, default: 0] += 1
+            if let r = c.replaced { fallbacks.append(.init(tensor: name, type: c.type.name, instead: r.name)) }
+        }
+        return GGUFExportSummary(tensorsPerType: perType, fallbacks: fallbacks)
     }
 
     /// The metadata of an exported file, in file order.
-    func ggufMetadata(type: GGUFExportType, source: GGUFFile?, tokenizer: BPETokenizer? = nil, name: String?,
-                      target: GGUFTarget? = nil) throws -> [(key: String, value: GGUFValue)] {
+    func ggufMetadata(type: GGUFOutputType, source: GGUFFile?, tokenizer: BPETokenizer? = nil, name: String?,
+                      target: GGUFTarget? = nil, fileType: UInt32? = nil) throws -> [(key: String, value: GGUFValue)] {
         let c = config
         let target = try target ?? Architectures.named(c.architecture).ggufTarget(for: c)
         let arch = target.architecture
@@ -104,7 +191,9 @@ extension Transformer {
             ("\(arch).rope.freq_base", .float32(c.ropeBase)),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsEps)),
             try u32("vocab_size", c.vocabSize),
-            ("general.file_type", .uint32(type.fileType)),
+            ("general.file_type", .uint32(fileType ?? Self.fileType(type, choices: [], source: source))),
+            // llama-quantize's marker of the block formats' version (2 since ggml's 2023 change).
+            ("general.quantization_version", .uint32(2)),
         ]
         out += copied.filter { $0.key.hasPrefix("tokenizer.") }
         if source == nil, let tokenizer {

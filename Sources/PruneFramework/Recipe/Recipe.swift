@@ -40,8 +40,11 @@ public struct Recipe: @unchecked Sendable {
         public var dir = "out"
         /// `gguf` and/or `safetensors`.
         public var formats = ["gguf"]
-        /// `f32` or `f16` (GGUF also takes `q8_0`).
-        public var dtype = "f16"
+        /// What the tensors are stored as: `same-as-input` (each tensor keeps its input type, a row
+        /// its type's blocks no longer fit falls back as llama-quantize does) or a llama-quantize file
+        /// type (`GGUFOutputType.names`). Safetensors takes `same-as-input`, `f32`, `f16` or `bf16`.
+        /// Recipes may still call it `dtype`.
+        public var type = "same-as-input"
     }
 
     public var version = 1
@@ -207,7 +210,7 @@ struct RecipeBox: Decodable {
     }
 
     static func output(_ d: Decoder) throws -> Recipe.Output {
-        try d.checkKeys(["dir", "formats", "dtype"], context: "output")
+        try d.checkKeys(["dir", "formats", "type", "dtype"], context: "output")
         let c = try d.container(keyedBy: AnyCodingKey.self)
         var v = Recipe.Output()
         v.dir = try c.value(AnyCodingKey("dir"), default: v.dir)
@@ -215,7 +218,14 @@ struct RecipeBox: Decodable {
         for (i, f) in v.formats.enumerated() where !["gguf", "safetensors"].contains(f) {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "formats"))[\(i)] = '\(f)' is not an output format; choose gguf, safetensors")
         }
-        v.dtype = try c.choice(AnyCodingKey("dtype"), default: v.dtype, allowed: ["f32", "f16", "q8_0"])
+        if c.contains(AnyCodingKey("type")) && c.contains(AnyCodingKey("dtype")) {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath)) sets both 'type' and 'dtype' (its earlier name); give 'type'")
+        }
+        let key = AnyCodingKey(c.contains(AnyCodingKey("dtype")) ? "dtype" : "type")
+        v.type = try c.choice(key, default: v.type, allowed: GGUFOutputType.names).lowercased()
+        if v.formats.contains("safetensors"), !["same-as-input", "f32", "f16", "bf16"].contains(v.type) {
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, key.stringValue)) = '\(v.type)' is a GGUF quantization, but output.formats includes safetensors, which stores same-as-input, f32, f16 or bf16; write the two formats in separate runs or choose one of those")
+        }
         return v
     }
 }

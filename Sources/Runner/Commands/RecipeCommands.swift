@@ -120,7 +120,7 @@ enum RecipeCommands {
                 ],
                 "output": obj(["dir": ["type": "string", "default": "out"],
                                "formats": ["type": "array", "items": ["enum": ["gguf", "safetensors"]], "default": ["gguf"]],
-                               "dtype": ["enum": ["f32", "f16", "q8_0"], "default": "f16"]]),
+                               "type": ["enum": GGUFOutputType.names, "default": "same-as-input"]]),
             ],
         ]
     }

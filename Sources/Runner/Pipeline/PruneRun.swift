@@ -13,6 +13,8 @@ public final class PruneRun {
     private var stages: [RunReport.Stage] = []
     /// Set by a run whose scheduler masks single weights (unstructured, N:M).
     public internal(set) var maskSummary: MaskSummary?
+    /// The GGUF output's tensor types and fallbacks, once written.
+    public internal(set) var exportSummary: GGUFExportSummary?
     /// Evaluate the dense model first (a sweep evaluates it once, as its own row).
     public var evaluateDense = true
     /// Delete the exported model files after the final evaluation (a sweep keeps only reports).
@@ -48,13 +50,11 @@ public final class PruneRun {
                 throw PruneError(e.code, "recipe: evaluation.tasks: \(e.message)")
             }
         }
-        if recipe.output.dtype == "q8_0" && recipe.output.formats.contains("safetensors") {
-            throw PruneError(.invalidArgument, "recipe: output.dtype 'q8_0' applies to GGUF only; safetensors takes f32 or f16")
-        }
         let config: ModelConfig
         do { config = try ModelSource(path: recipe.model).config() } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
+        try checkOutputType(source: try ModelSource(path: recipe.model))
         if let n = recipe.scheduler.roundTo, let widest = config.ffnDim.max(), n > widest {
             throw PruneError(.outOfRange, "recipe: scheduler.roundTo = '\(n)' exceeds the model's widest MLP (\(widest) channels); choose at most \(widest)")
         }
@@ -155,7 +155,8 @@ public final class PruneRun {
             calibration: recipe.calibration, stages: stages,
             outputs: outputs + (fineTune == nil ? [] : ["finetune.svg"]) + ["report.json", "report.md"],
             evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune, zeroShot: zeroShot,
-            targetRatio: maskSummary == nil ? recipe.scheduler.targetRatio : nil, roundTo: recipe.scheduler.roundTo)
+            targetRatio: maskSummary == nil ? recipe.scheduler.targetRatio : nil, roundTo: recipe.scheduler.roundTo,
+            export: exportSummary)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         // A model that evaluates to NaN still gets its report ("ppl_after": "nan"), not an encoding error.
@@ -174,13 +175,15 @@ public final class PruneRun {
         out.append("sparsity.svg")
         let base = source.stem
         if recipe.output.formats.contains("gguf") {
-            let name = "\(base).pruned.\(recipe.output.dtype).gguf"
-            let type = GGUFExportType(rawValue: recipe.output.dtype) ?? .f16
-            try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, tokenizer: tokenizer, name: base + " (pruned)")
+            let type = try GGUFOutputType(name: recipe.output.type)
+            let name = type == .sameAsInput ? "\(base).pruned.gguf" : "\(base).pruned.\(type).gguf"
+            exportSummary = try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, inputTypes: try source.tensorTypes(),
+                                                tokenizer: tokenizer, name: base + " (pruned)")
             out.append(name)
         }
         if recipe.output.formats.contains("safetensors") {
-            try model.saveSafetensors(directory: outputDir + "/safetensors", dtype: recipe.output.dtype == "f32" ? .f32 : .f16, tokenizer: tokenizer)
+            let dtype = try safetensorsType(source)
+            try model.saveSafetensors(directory: outputDir + "/safetensors", dtype: dtype, tokenizer: tokenizer)
             out += ["safetensors/model.safetensors", "safetensors/config.json", "safetensors/tokenizer.json", "safetensors/tokenizer_config.json"]
         }
         try writeAtomically(try resolvedRecipeJSON(), to: outputDir + "/recipe.resolved.json")

@@ -34,6 +34,8 @@ public struct RunReport: Codable, Sendable {
     /// The scheduler's target (fraction of all parameters) and MLP width multiple, when it has them.
     public var targetRatio: Double? = nil
     public var roundTo: Int? = nil
+    /// The GGUF output's tensor types and the matrices that fell back to another type.
+    public var export: GGUFExportSummary? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, recipe, paramsBefore = "params_before", paramsAfter = "params_after"
@@ -43,7 +45,7 @@ public struct RunReport: Codable, Sendable {
         case evaluationsAfter = "evaluations_after", widthsBefore = "widths_before", widthsAfter = "widths_after"
         case calibration, stages, outputs
         case evaluationsBeforeFineTune = "evaluations_before_fine_tune", fineTune = "fine_tune", zeroShot = "zero_shot"
-        case targetRatio = "target_ratio", roundTo = "round_to"
+        case targetRatio = "target_ratio", roundTo = "round_to", export = "gguf_export"
     }
 
     static func widths(_ c: ModelConfig) -> Widths { Widths(nHead: c.nHead, nKVHead: c.nKVHead, ffnDim: c.ffnDim, hiddenSize: c.hiddenSize) }
@@ -94,6 +96,7 @@ public struct RunReport: Codable, Sendable {
         }
         s += "\nHidden size: \(widthsBefore.hiddenSize) → \(widthsAfter.hiddenSize).\n\n## Wall time per stage\n\n| stage | seconds |\n|---|---:|\n"
         for st in stages { s += "| \(st.name) | \(String(format: "%.1f", st.seconds)) |\n" }
+        if let export { s += "\n" + export.markdown }
         s += "\n## Files\n\n" + outputs.map { "- `\($0)`\n" }.joined()
         return s
     }
