@@ -12,11 +12,15 @@ import TestSupport
 /// - `qwen2.5-0.5b-mlp-uniform`: MLP channels of every layer, one width: a `qwen2` file.
 /// - `qwen2.5-0.5b-kv-mlp-per-layer`: a KV group (7 query heads, their q/k/v biases) and MLP
 ///   channels of layers 4-19 only: a `deci` file, Q/K rows and biases reordered to adjacent pairs.
+/// - `qwen2.5-0.5b-same-as-input`: the same cut with MLP widths in multiples of 256, written in the
+///   input's own types (Q4_K, Q5_0, Q6_K, Q8_0; llama.cpp computes with them quantized).
+/// - `qwen2.5-0.5b-q4_k_m`: MLP channels of every layer in multiples of 256, quantized by this
+///   package as llama-quantize's Q4_K_M.
 @Suite(.requires(.qwen25Coder05B), .serialized)
 struct PrunedExportAgreementTests {
     static let folder = Repository.llamaCppFixtures + "/pruned"
 
-    @Test(arguments: ["qwen2.5-0.5b-mlp-uniform", "qwen2.5-0.5b-kv-mlp-per-layer"])
+    @Test(arguments: ["qwen2.5-0.5b-mlp-uniform", "qwen2.5-0.5b-kv-mlp-per-layer", "qwen2.5-0.5b-same-as-input", "qwen2.5-0.5b-q4_k_m"])
     func llamaCppRunsTheExportAndAgrees(name: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(Self.folder)/\(name)_llamacpp.json"))
         let ref = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

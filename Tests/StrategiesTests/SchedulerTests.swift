@@ -90,6 +90,17 @@ import Testing
         #expect(pruned.config.ffnDim.allSatisfy { $0 == 64 || $0 % n == 0 }, "\(pruned.config.ffnDim)")
     }
 
+    /// The hidden width is rounded too: every matrix that reads the residual stream has rows of it.
+    @Test func roundToAlsoRoundsTheHiddenWidth() throws {
+        let m = try wideModel()
+        let groups = try DecoderGrouping(structures: [.hiddenChannel, .mlpChannel]).groups(for: m)
+        let scores = groups.map { g in g.units.indices.map { Double(($0 * 37) % 11) } }
+        let s = try decode(UniformScheduler.self, #"{"ratio": 0.55, "roundTo": 8}"#)
+        let plan = try s.plan(groups: groups, scores: scores, context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount))
+        let pruned = try Surgery.apply(plan, groups: groups, to: m)
+        #expect(pruned.config.hiddenSize == 8 && pruned.config.ffnDim.allSatisfy { $0 % 8 == 0 }, "\(pruned.config)")
+    }
+
     @Test func aRoundToThatCannotBeMetIsNamed() throws {
         let m = try wideModel()
         let ctx = PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount)

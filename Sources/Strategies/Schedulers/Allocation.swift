@@ -7,13 +7,14 @@ public struct PruneTarget: Codable, Sendable, Equatable {
     public var ratio: Double?
     /// Fraction of each group's units to remove (LLM-Pruner's per-layer channel ratio).
     public var structureRatio: Double?
-    /// Every MLP width the plan cuts is kept at a multiple of this (Torch-Pruning's `round_to`).
+    /// Every MLP width and the hidden width the plan cuts are kept at multiples of this
+    /// (Torch-Pruning's `round_to`).
     public var roundTo: Int?
 
     static let keys = [
         PluginKey("ratio", "number", default: "0.2", "fraction of all parameters to remove, in [0, 1)"),
         PluginKey("structureRatio", "number", default: "null", "instead of ratio: fraction of each group's units to remove, in [0, 1)"),
-        PluginKey("roundTo", "integer", default: "null", "keep every pruned MLP width a multiple of N (32 for Q4_0…Q8_0 rows, 256 for k-quants), 2...65536; KV groups are whole anyway"),
+        PluginKey("roundTo", "integer", default: "null", "keep every pruned MLP width (and the hidden width) a multiple of N (32 for Q4_0…Q8_0 rows, 256 for k-quants), 2...65536; KV groups are whole anyway"),
     ]
 
     enum CodingKeys: String, CodingKey { case ratio, structureRatio, roundTo }
