@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The deployment benchmark: prunes each model at 20% and 50% of its parameters with the recipes in
-# bench/deploy/ (KV groups and MLP channels of the middle layers at 20%, of every layer at 50%;
-# Wanda-sp scores, uniform allocation,
-# MLP widths in multiples of 32 for SmolLM2's Q4_1 and 256 for Qwen2.5's k-quants, every tensor
-# written in its input type), then measures the dense and the two pruned files in llama.cpp with
-# bench/deploy.py (same run, models taking turns, median of 5).
+# bench/deploy/ (20%: KV groups and MLP channels of the middle layers, Wanda-sp; 50%: KV groups, MLP
+# and hidden channels of every layer, Wanda; uniform allocation, widths in multiples of 32 for
+# SmolLM2's Q4_1 and 256 for Qwen2.5's k-quants, every tensor written in its input type), then
+# measures the dense and the two pruned files in llama.cpp with bench/deploy.py (same run, models
+# taking turns, median of 5).
 #
 #   bench/run_deploy.sh [smollm2] [qwen2.5-0.5b]     (default: both; the models from scripts/setup.sh)
 #

@@ -101,6 +101,20 @@ import Testing
         #expect(pruned.config.hiddenSize == 8 && pruned.config.ffnDim.allSatisfy { $0 % 8 == 0 }, "\(pruned.config)")
     }
 
+    /// A hidden channel crosses every MLP channel: uniform counts what the pruned widths leave, so
+    /// the model that surgery makes has the target's size, not less.
+    @Test func uniformCountsHiddenAndMLPChannelsOnce() throws {
+        let m = try wideModel()
+        let groups = try DecoderGrouping(structures: [.hiddenChannel, .mlpChannel]).groups(for: m)
+        let scores = groups.map { g in g.units.indices.map { Double(($0 * 37) % 11) } }
+        let plan = try decode(UniformScheduler.self, #"{"ratio": 0.4}"#)
+            .plan(groups: groups, scores: scores, context: PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount))
+        let pruned = try Surgery.apply(plan, groups: groups, to: m)
+        let removed = 1 - Double(pruned.parameterCount) / Double(m.parameterCount)
+        #expect(abs(removed - 0.4) < 0.03, "removed \(removed)")
+        #expect(plan.removedParameters(in: groups, from: m.config) == m.parameterCount - pruned.parameterCount)
+    }
+
     @Test func aRoundToThatCannotBeMetIsNamed() throws {
         let m = try wideModel()
         let ctx = PlanContext(model: m, step: 0, steps: 1, originalParameters: m.parameterCount)

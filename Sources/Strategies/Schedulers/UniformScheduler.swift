@@ -32,14 +32,16 @@ public struct UniformScheduler: TargetedScheduler {
             return uniformPlan(groups, scores, fraction: target.structureFraction(context))
         }
         let want = target.parametersToRemove(context)
+        // Counted from the widths left, so hidden channels crossing other groups count once.
+        func removed(_ p: PruningPlan) -> Int { p.removedParameters(in: groups, from: context.model.config) ?? p.removedParameters(in: groups) }
         // Removed parameters grow with the fraction: bisect for the closest.
         var lo = 0.0, hi = 1.0
         for _ in 0..<50 {
             let mid = (lo + hi) / 2
-            if uniformPlan(groups, scores, fraction: mid).removedParameters(in: groups) < want { lo = mid } else { hi = mid }
+            if removed(uniformPlan(groups, scores, fraction: mid)) < want { lo = mid } else { hi = mid }
         }
         let a = uniformPlan(groups, scores, fraction: lo), b = uniformPlan(groups, scores, fraction: hi)
-        return abs(a.removedParameters(in: groups) - want) <= abs(b.removedParameters(in: groups) - want) ? a : b
+        return abs(removed(a) - want) <= abs(removed(b) - want) ? a : b
     }
 
     func uniformPlan(_ groups: [PruneGroup], _ scores: [[Double]], fraction: Double) -> PruningPlan {

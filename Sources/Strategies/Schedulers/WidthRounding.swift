@@ -30,8 +30,15 @@ extension PruneTarget {
         var out = plan
         if structureRatio == nil {
             let want = parametersToRemove(context)
-            let others = plan.removedParameters(in: groups.enumerated().filter { i, _ in !widths.contains { $0.group == i } }.map(\.1))
-            let removed = Self.closest(&widths, fixed: others, groups: groups, want: want)
+            // Counted from the widths left, so a hidden channel crossing MLP channels counts once.
+            let config = context.model.config
+            let rounded = Set(widths.map(\.group))
+            let others = plan.removedParameters(in: groups.indices.filter { !rounded.contains($0) }.map { groups[$0] })
+            let removed = Self.closest(&widths, want: want) { ws in
+                let counts = Dictionary(uniqueKeysWithValues: ws.map { (groups[$0.group].id, groups[$0.group].units.count - $0.kept) })
+                return plan.removedParameters(in: groups, from: config, counts: counts)
+                    ?? others + ws.reduce(0) { $0 + (groups[$1.group].units.count - $1.kept) * $1.unitCost }
+            }
             let slack = context.originalParameters / 50
             guard abs(removed - want) <= slack else {
                 let pct = { (x: Int) in String(format: "%.2f%%", 100 * Double(x) / Double(context.originalParameters)) }
@@ -66,19 +73,18 @@ extension PruneTarget {
         }
     }
 
-    /// Moves single groups one width up or down, while that brings the removed parameters closer to
-    /// `want`; returns the removed parameters. `fixed`: what the other groups remove.
-    static func closest(_ widths: inout [RoundedWidth], fixed: Int, groups: [PruneGroup], want: Int) -> Int {
-        func removed(_ w: RoundedWidth) -> Int { (groups[w.group].units.count - w.kept) * w.unitCost }
-        var total = fixed + widths.reduce(0) { $0 + removed($1) }
+    /// Moves single groups one width up or down, while that brings the removed parameters
+    /// (`removed` of the widths) closer to `want`; returns the removed parameters.
+    static func closest(_ widths: inout [RoundedWidth], want: Int, removed: ([RoundedWidth]) -> Int) -> Int {
+        var total = removed(widths)
         while true {
             // Every single move, by how far it leaves the total from the target, then by how far
             // the group gets from the width the allocation chose.
             let moves = widths.indices.flatMap { i in [-1, 1].compactMap { step -> (i: Int, to: Int, total: Int, distance: Int)? in
-                var w = widths[i]
-                guard w.options.indices.contains(w.at + step) else { return nil }
-                w.at += step
-                return (i, w.at, total - removed(widths[i]) + removed(w), abs(w.kept - w.chosen))
+                var ws = widths
+                guard ws[i].options.indices.contains(ws[i].at + step) else { return nil }
+                ws[i].at += step
+                return (i, ws[i].at, removed(ws), abs(ws[i].kept - ws[i].chosen))
             } }
             guard let b = moves.min(by: { (abs($0.total - want), $0.distance) < (abs($1.total - want), $1.distance) }),
                   abs(b.total - want) < abs(total - want) else { return total }
