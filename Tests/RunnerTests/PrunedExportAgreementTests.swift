@@ -16,12 +16,26 @@ import TestSupport
 ///   input's own types (Q4_K, Q5_0, Q6_K, Q8_0; llama.cpp computes with them quantized).
 /// - `qwen2.5-0.5b-q4_k_m`: MLP channels of every layer in multiples of 256, quantized by this
 ///   package as llama-quantize's Q4_K_M.
-@Suite(.requires(.qwen25Coder05B), .serialized)
+@Suite(.serialized)
 struct PrunedExportAgreementTests {
     static let folder = Repository.llamaCppFixtures + "/pruned"
 
-    @Test(arguments: ["qwen2.5-0.5b-mlp-uniform", "qwen2.5-0.5b-kv-mlp-per-layer", "qwen2.5-0.5b-same-as-input", "qwen2.5-0.5b-q4_k_m"])
-    func llamaCppRunsTheExportAndAgrees(name: String) throws {
+    @Test(.requires(.qwen25Coder05B),
+          arguments: ["qwen2.5-0.5b-mlp-uniform", "qwen2.5-0.5b-kv-mlp-per-layer", "qwen2.5-0.5b-same-as-input", "qwen2.5-0.5b-q4_k_m"])
+    func llamaCppRunsTheQwenExportAndAgrees(name: String) throws {
+        try agree(name, tokens: "qwen2.5-0.5b_wikitext2_test_tokens.i32")
+    }
+
+    /// `smollm2-q4_1-hidden`: KV groups, MLP and hidden channels of every layer in multiples of 32,
+    /// written in the input's Q4_1 (and Q8_0 embedding): a `deci` file with a narrower residual stream.
+    @Test(.requires(.smolLM2), arguments: ["smollm2-q4_1-hidden"])
+    func llamaCppRunsTheSmolLM2ExportAndAgrees(name: String) throws {
+        try agree(name, tokens: "smollm2_wikitext2_test_tokens.i32")
+    }
+
+    /// Runs recipe `name`, checks the export's architecture and widths against llama.cpp's record,
+    /// and its NLL on the first four 512-token windows of `tokens` against llama.cpp's.
+    func agree(_ name: String, tokens: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(Self.folder)/\(name)_llamacpp.json"))
         let ref = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let file = try #require(ref["file"] as? [String: Any])
@@ -40,8 +54,8 @@ struct PrunedExportAgreementTests {
         #expect(try GGUFFile(path: path)["general.architecture"]?.string == file["architecture"] as? String)
         let model = try Transformer(path: path)
         #expect(model.config.ffnDim == widths["ffn_dim"] as? [Int] && model.config.nHead == widths["n_head"] as? [Int])
-        #expect(model.config.nKVHead == widths["n_kv_head"] as? [Int])
-        let idsData = try Data(contentsOf: URL(fileURLWithPath: Repository.llamaCppFixtures + "/qwen2.5-0.5b_wikitext2_test_tokens.i32"))
+        #expect(model.config.nKVHead == widths["n_kv_head"] as? [Int] && model.config.hiddenSize == widths["hidden_size"] as? Int)
+        let idsData = try Data(contentsOf: URL(fileURLWithPath: Repository.llamaCppFixtures + "/" + tokens))
         let ids = idsData.withUnsafeBytes { raw in (0..<(idsData.count / 4)).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) } }
         let ours = try model.nll(tokens: Array(ids[0..<(4 * 512)]), batch: 4, seqLen: 512).mean
         print("\(name): mean NLL \(ours), llama.cpp \(want), relative \(abs(ours - want) / want)")

@@ -25,6 +25,10 @@ import Testing
         let wide = PruneRun(recipe: try recipe(model, text, out: dir + "/wide", roundTo: 32), recipePath: "r.json")
         let e = try #require(throws: PruneError.self) { try wide.preflight() }
         #expect(e.message.contains("scheduler.roundTo = '32' exceeds the model's widest MLP (24 channels)"), "\(e.message)")
+        // 24 in multiples of 24: no MLP channel can go, so the target is out of reach, also before any work.
+        let whole = PruneRun(recipe: try recipe(model, text, out: dir + "/whole", roundTo: 24), recipePath: "r.json")
+        let w = try #require(throws: PruneError.self) { try whole.preflight() }
+        #expect(w.message.contains("scheduler.roundTo = '24' cannot meet ratio 0.10: with widths in multiples of 24 the grouping's structures hold at most 0.00%"), "\(w.message)")
         let run = PruneRun(recipe: try recipe(model, text, out: dir + "/out", roundTo: 8), recipePath: "r.json")
         run.log = { _ in }
         let report = try run.run()

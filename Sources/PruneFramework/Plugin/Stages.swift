@@ -60,6 +60,13 @@ extension Criterion {
 /// Finds the coupled structures of a model: what must be removed together.
 public protocol Grouping: Plugin {
     func groups(for model: Transformer) throws -> [PruneGroup]
+    /// The groups of a model of `config` when they follow from the config alone, so settings can be
+    /// checked before the weights are read; nil when they need the weights.
+    func groups(for config: ModelConfig) throws -> [PruneGroup]?
+}
+
+extension Grouping {
+    public func groups(for config: ModelConfig) throws -> [PruneGroup]? { nil }
 }
 
 /// Where a scheduler is in a run.

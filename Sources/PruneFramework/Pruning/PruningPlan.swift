@@ -34,7 +34,7 @@ public struct PruningPlan: Sendable {
     }
 
     /// Parameters of a model of `config`.
-    static func parameters(_ c: ModelConfig) -> Int {
+    public static func parameters(_ c: ModelConfig) -> Int {
         TensorNames.layout(for: c).reduce(0) { $0 + $1.shape.reduce(1, *) }
     }
 }

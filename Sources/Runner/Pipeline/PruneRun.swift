@@ -55,9 +55,7 @@ public final class PruneRun {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
         try checkOutputType(source: try ModelSource(path: recipe.model))
-        if let n = recipe.scheduler.roundTo, let widest = config.ffnDim.max(), n > widest {
-            throw PruneError(.outOfRange, "recipe: scheduler.roundTo = '\(n)' exceeds the model's widest MLP (\(widest) channels); choose at most \(widest)")
-        }
+        try checkRoundTo(config)
     }
 
     func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {

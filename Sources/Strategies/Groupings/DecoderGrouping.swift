@@ -44,7 +44,10 @@ public struct DecoderGrouping: Grouping {
     }
 
     public func groups(for model: Transformer) throws -> [PruneGroup] {
-        let c = model.config
+        try groups(for: model.config) ?? []
+    }
+
+    public func groups(for c: ModelConfig) throws -> [PruneGroup]? {
         var range = 0..<c.nLayers
         if let l = layers {
             guard l[1] < c.nLayers else {
