@@ -33,7 +33,8 @@ extension GGUFExportSummary {
         var s = "## GGUF tensor types\n\n"
         s += tensorsPerType.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + " tensors.\n"
         if fallbacks.isEmpty { return s + "\n" }
-        s += "\n\(fallbacks.count) matrices have rows that the type asked for cannot hold in whole blocks; they fall back as llama-quantize does:\n\n"
+        s += "\n\(fallbacks.count) matrices are written in another type than asked: rows that do not fill the type's blocks fall back as "
+        s += "llama-quantize does, and a tensor with values beyond f16's range stays F32.\n\n"
         s += "| tensor | written as | instead of |\n|---|---|---|\n"
         for f in fallbacks { s += "| `\(f.tensor)` | \(f.type) | \(f.instead) |\n" }
         return s + "\n"

@@ -50,11 +50,14 @@ public final class PruneRun {
                 throw PruneError(e.code, "recipe: evaluation.tasks: \(e.message)")
             }
         }
-        let config: ModelConfig
-        do { config = try ModelSource(path: recipe.model).config() } catch let e as PruneError {
+        let source: ModelSource, config: ModelConfig
+        do {
+            source = try ModelSource(path: recipe.model)
+            config = try source.config()
+        } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
-        try checkOutputType(source: try ModelSource(path: recipe.model))
+        try checkOutputType(source: source)
         try checkRoundTo(config)
     }
 
