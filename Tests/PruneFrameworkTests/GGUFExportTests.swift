@@ -187,6 +187,22 @@ import TestSupport
         #expect(summary.fallbacks.contains { $0.tensor == "blk.1.ffn_down.weight" && $0.type == "F16" })
     }
 
+    /// `q4_k` is every matrix in Q4_K (llama-quantize's `--pure`), where `q4_k_m` gives the head Q6_K.
+    @Test func q4_kPutsEveryMatrixInQ4_K() throws {
+        let model = try Transformer(randomWith: Self.quantizableConfig(), seed: 7, scale: 0.5)
+        let (dir, path) = try tempPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let type = try GGUFOutputType(name: "q4_k")
+        #expect(type == .pure(.q4_K_M) && type.description == "q4_k")
+        let summary = try model.writeGGUF(to: path, type: type)
+        let file = try GGUFFile(path: path)
+        for t in file.tensors where t.dims.count == 2 && t.name != "blk.1.ffn_down.weight" {
+            #expect(t.type == .q4_K, "\(t.name): \(t.type.name)")
+        }
+        #expect(summary.fallbacks == [.init(tensor: "blk.1.ffn_down.weight", type: "F16", instead: "Q4_K")])
+        #expect(file["general.file_type"]?.int == 15)
+    }
+
     /// `same-as-input` keeps each tensor's type; a row that no longer fills its blocks falls back.
     @Test func sameAsInputKeepsEachTensorsType() throws {
         let model = try Transformer(randomWith: Self.quantizableConfig(), seed: 6, scale: 0.5)

@@ -7,18 +7,26 @@ public enum GGUFOutputType: Equatable, Sendable, CustomStringConvertible {
     case sameAsInput
     /// llama-quantize's type for each tensor under this file type.
     case mix(QuantizationMix)
+    /// The mix's default type for every matrix, as llama-quantize's `--pure` (`q4_k`: Q4_K, `q5_k`:
+    /// Q5_K), rows that do not fill its blocks falling back as in a mix.
+    case pure(QuantizationMix)
 
     public static let f32 = GGUFOutputType.mix(.f32)
     public static let f16 = GGUFOutputType.mix(.f16)
     public static let q8_0 = GGUFOutputType.mix(.q8_0)
 
-    /// Every name a recipe may give (`q4_k` and `q5_k` are llama-quantize's names of `q4_k_m`, `q5_k_m`).
-    public static var names: [String] { ["same-as-input"] + QuantizationMix.allCases.map(\.rawValue) + ["q4_k", "q5_k"] }
+    /// Every name a recipe may give: `same-as-input`, llama-quantize's file types, and `q4_k`, `q5_k`
+    /// for every matrix in one k-quant.
+    public static var names: [String] { ["same-as-input"] + QuantizationMix.allCases.map(\.rawValue) + Array(pureNames.keys).sorted() }
+
+    static let pureNames: [String: QuantizationMix] = ["q4_k": .q4_K_M, "q5_k": .q5_K_M]
 
     /// `same-as-input` or a llama-quantize file type, in any case.
     public init(name: String) throws {
         if name == "same-as-input" {
             self = .sameAsInput
+        } else if let mix = Self.pureNames[name.lowercased()] {
+            self = .pure(mix)
         } else if let mix = try? QuantizationMix(name: name) {
             self = .mix(mix)
         } else {
@@ -30,6 +38,7 @@ public enum GGUFOutputType: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .sameAsInput: "same-as-input"
         case .mix(let m): m.rawValue
+        case .pure(let m): Self.pureNames.first { $0.value == m }?.key ?? m.rawValue + "-pure"
         }
     }
 }
@@ -114,9 +123,10 @@ extension Transformer {
                          target: GGUFTarget) throws -> [TensorTypeChoice] {
         let c = config
         switch type {
-        case .mix(let mix):
+        case .mix(let mix), .pure(let mix):
             let info = QuantizationModelInfo(architecture: target.architecture, layerCount: c.nLayers, headCount: c.nHead.first ?? 0,
                                              kvHeadCount: c.nKVHead.first ?? 0, hasOutputHead: !c.tiedEmbeddings)
+            if case .pure = type { return mix.tensorTypes(layout, model: info, sourceType: .f32, pure: true) }
             return mix.tensorTypes(layout, model: info, sourceType: .f32)
         case .sameAsInput:
             guard let inputTypes else {
@@ -136,7 +146,10 @@ extension Transformer {
     /// `general.file_type`: the mix's, or for `same-as-input` the source's (else that of the most
     /// common matrix type).
     static func fileType(_ type: GGUFOutputType, choices: [TensorTypeChoice], source: GGUFFile?) -> UInt32 {
-        if case .mix(let mix) = type { return mix.llamaFileType }
+        switch type {
+        case .mix(let mix), .pure(let mix): return mix.llamaFileType
+        case .sameAsInput: break
+        }
         if let v = source?["general.file_type"]?.int, let t = UInt32(exactly: v) { return t }
         let counts = Dictionary(grouping: choices.map(\.type).filter { $0 != .f32 }, by: { $0 }).mapValues(\.count)
         let common = counts.max { ($0.value, $1.key.rawValue) < ($1.value, $0.key.rawValue) }?.key ?? .f32
