@@ -23,15 +23,6 @@ import Testing
         })
     }
 
-    /// MLP input: two tokens [1, 2] and [1, 0] → column norms √2, 2. Intermediate: [3, 0, 4] → 3, 0, 4.
-    func handStatistics() -> ActivationStatistics {
-        let stats = ActivationStatistics()
-        let mlpIn: [Float] = [1, 2, 1, 0], mid: [Float] = [3, 0, 4]
-        mlpIn.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpInput, activations: $0, rows: 2, cols: 2) }
-        mid.withUnsafeBufferPointer { stats.observe(layer: 0, site: .mlpIntermediate, activations: $0, rows: 1, cols: 3) }
-        return stats
-    }
-
     @Test func magnitudeL1SumsAbsoluteValuesOverSlices() throws {
         let m = try handModel()
         let s = try MagnitudeCriterion(norm: "l1").scores(for: mlpGroup(), context: ScoringContext(model: m, statistics: nil, seed: 0))

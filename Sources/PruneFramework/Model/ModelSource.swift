@@ -44,7 +44,7 @@ public struct ModelSource: Sendable {
     /// The type each tensor is stored in, by canonical name: a GGUF's ggml types, or a directory's
     /// safetensors dtypes as ggml types (F32, F16, BF16). `same-as-input` exports read this.
     public func tensorTypes() throws -> [String: GGMLType] {
-        if let gguf { return Dictionary(gguf.tensors.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a }) }
+        if let gguf { return gguf.tensorTypes }
         let paths = path.hasSuffix(".safetensors") ? [path] : try Transformer.weightFiles(inDirectory: path)
         let index = try Transformer.canonicalIndex(try paths.map { try SafetensorsFile(path: $0) }, config: try config())
         let ggml: [SafetensorsDType: GGMLType] = [.f32: .f32, .f16: .f16, .bf16: .bf16]

@@ -98,8 +98,7 @@ extension Transformer {
             throw PruneError(.fileNotFound, "cannot write GGUF '\(path)': directory '\(dir)' does not exist; create it first")
         }
         let layout = TensorNames.layout(for: config)
-        let inputs = inputTypes ?? source.map { Dictionary($0.tensors.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a }) }
-        var choices = try ggufTensorTypes(type, layout: layout, inputTypes: inputs, target: target)
+        var choices = try ggufTensorTypes(type, layout: layout, inputTypes: inputTypes ?? source?.tensorTypes, target: target)
         var w = GGUFWriter()
         let fileType = Self.fileType(type, choices: choices, source: source)
         for (key, value) in try ggufMetadata(type: type, source: source, tokenizer: tokenizer, name: name, target: target, fileType: fileType) {

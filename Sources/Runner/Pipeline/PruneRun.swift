@@ -178,7 +178,8 @@ public final class PruneRun {
         if recipe.output.formats.contains("gguf") {
             let type = try GGUFOutputType(name: recipe.output.type)
             let name = type == .sameAsInput ? "\(base).pruned.gguf" : "\(base).pruned.\(type).gguf"
-            exportSummary = try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, inputTypes: try source.tensorTypes(),
+            let inputTypes = type == .sameAsInput ? try source.tensorTypes() : nil
+            exportSummary = try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, inputTypes: inputTypes,
                                                 tokenizer: tokenizer, name: base + " (pruned)")
             out.append(name)
         }

@@ -278,6 +278,11 @@ public final class GGUFFile: @unchecked Sendable {
     }
 
     /// The tensor as row-major f32.
+    /// The stored type of every tensor, by name.
+    public var tensorTypes: [String: GGMLType] {
+        Dictionary(tensors.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
+    }
+
     public func dequantize(_ info: GGUFTensorInfo) throws -> [Float] {
         var out = [Float](repeating: 0, count: info.elementCount)
         try out.withUnsafeMutableBufferPointer { try dequantize(info, into: $0) }

@@ -55,13 +55,19 @@ func encodeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
     }
 }
 
-/// Q4_1: d = (max − min) / 15, m = min, q = min(15, ((x − min)/d + 0.5)).
-func encodeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+/// The header Q4_1 and Q5_1 share: d = (max − min) / levels and the minimum, both as f16 at `y`;
+/// returns the minimum and 1/d for the codes.
+@inline(__always) private func storeScaleAndMin(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, levels: Float) -> (lo: Float, id: Float) {
     let (lo, hi) = minMax(x)
-    let d = (hi - lo) / 15
-    let id = inverse(d)
+    let d = (hi - lo) / levels
     storeHalf(y, 0, d)
     storeHalf(y, 2, lo)
+    return (lo, inverse(d))
+}
+
+/// Q4_1: d = (max − min) / 15, m = min, q = min(15, ((x − min)/d + 0.5)).
+func encodeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+    let (lo, id) = storeScaleAndMin(x, y, levels: 15)
     let qs = (y + 4).assumingMemoryBound(to: UInt8.self)
     for j in 0..<16 {
         qs[j] = cappedCode((x[j] - lo) * id + 0.5, 15) | cappedCode((x[j + 16] - lo) * id + 0.5, 15) << 4
@@ -91,11 +97,7 @@ func encodeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
 
 /// Q5_1: d = (max − min) / 31, m = min, q = ((x − min)/d + 0.5) (no cap, as in ggml).
 func encodeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
-    let (lo, hi) = minMax(x)
-    let d = (hi - lo) / 31
-    let id = inverse(d)
-    storeHalf(y, 0, d)
-    storeHalf(y, 2, lo)
+    let (lo, id) = storeScaleAndMin(x, y, levels: 31)
     packQ5({ UInt8(bitPattern: lowByte((x[$0] - lo) * id + 0.5)) }, qh: y + 4, qs: (y + 8).assumingMemoryBound(to: UInt8.self))
 }
 
