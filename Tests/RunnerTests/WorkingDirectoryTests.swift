@@ -69,11 +69,18 @@ import TestSupport
         return FileManager.default.isExecutableFile(atPath: p) ? p : nil
     }
 
-    /// Runs the built `prune` in `cwd`; returns its exit status and standard error.
-    static func runPrune(_ args: [String], cwd: String) throws -> (status: Int32, stderr: String, stdout: String) {
+    /// Runs the built `prune` in `cwd`; returns its exit status and standard error. With
+    /// `addressSpaceKB`, it runs under that `ulimit -v`.
+    static func runPrune(_ args: [String], cwd: String, addressSpaceKB: Int? = nil) throws -> (status: Int32, stderr: String, stdout: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try #require(prune, "the prune executable is not beside the test bundle"))
-        p.arguments = args
+        let binary = try #require(prune, "the prune executable is not beside the test bundle")
+        if let kb = addressSpaceKB {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "ulimit -v \(kb) && exec \"$0\" \"$@\"", binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = args
+        }
         p.currentDirectoryURL = URL(fileURLWithPath: cwd)
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "PRUNE_DATA_DIR")

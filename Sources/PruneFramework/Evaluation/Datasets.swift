@@ -62,8 +62,9 @@ public enum Datasets {
     }
 
     static func readText(_ path: String, hint: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PruneError(.fileNotFound, "dataset file '\(path)' cannot be read: \(hint)")
+        let data: Data
+        do { data = try RegularFile.read(path, what: "dataset file") } catch let e as PruneError {
+            throw PruneError(e.code, "\(e.message) (\(hint))")
         }
         guard let s = String(data: data, encoding: .utf8) else {
             throw PruneError(.badFormat, "dataset file '\(path)' is not valid UTF-8")

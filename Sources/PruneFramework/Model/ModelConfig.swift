@@ -62,20 +62,49 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         Set(nHead).count <= 1 && Set(nKVHead).count <= 1 && Set(ffnDim).count <= 1
     }
 
-    /// Checks internal consistency; throws a PruneError naming the first inconsistent field.
+    /// The largest values a model's widths may take; anything larger is a corrupt file, and the
+    /// caps keep every size computed from them (products of two widths, sums over tensors) far
+    /// from overflow.
+    public enum Limits {
+        public static let layers = 4096
+        public static let width = 1 << 20
+        public static let heads = 1 << 16
+        public static let headDim = 1 << 16
+        public static let ffn = 1 << 24
+        public static let vocab = 1 << 24
+        public static let context = Int(Int32.max)
+    }
+
+    /// Checks ranges and internal consistency; throws a PruneError naming the first bad field.
     public func validate() throws {
         func bad(_ what: String) -> PruneError { PruneError(.badFormat, "model config: \(what)") }
-        guard vocabSize > 0, hiddenSize > 0, nLayers >= 0, headDim > 0 else {
-            throw bad("sizes must be positive (vocab \(vocabSize), hidden \(hiddenSize), layers \(nLayers), head_dim \(headDim))")
+        func within(_ v: Int, _ r: ClosedRange<Int>, _ name: String) throws {
+            guard r.contains(v) else { throw PruneError(.outOfRange, "model config: \(name) '\(v)' is out of range [\(r.lowerBound), \(r.upperBound)]") }
+        }
+        try within(vocabSize, 1...Limits.vocab, "vocab_size")
+        try within(hiddenSize, 1...Limits.width, "hidden_size")
+        try within(nLayers, 0...Limits.layers, "n_layers")
+        try within(headDim, 1...Limits.headDim, "head_dim")
+        try within(contextLength, 1...Limits.context, "context_length")
+        guard headDim % 2 == 0 else { throw bad("head_dim '\(headDim)' must be even (RoPE rotates pairs)") }
+        guard ropeBase.isFinite, ropeBase > 0 else { throw bad("rope_base '\(ropeBase)' must be a finite positive number") }
+        guard rmsEps.isFinite, rmsEps > 0, rmsEps < 1 else { throw bad("rms_eps '\(rmsEps)' must be a finite number in (0, 1)") }
+        for (name, id) in [("bos_token_id", bosTokenId), ("eos_token_id", eosTokenId)] {
+            if let id, !(0..<vocabSize).contains(id) { throw bad("\(name) '\(id)' is not a token id (vocabulary of \(vocabSize))") }
         }
         guard nHead.count == nLayers, nKVHead.count == nLayers, ffnDim.count == nLayers else {
             throw bad("per-layer arrays must have \(nLayers) entries (n_head \(nHead.count), n_kv_head \(nKVHead.count), ffn_dim \(ffnDim.count))")
         }
         for l in 0..<nLayers {
-            guard nKVHead[l] > 0, nHead[l] > 0, nHead[l] % nKVHead[l] == 0 else {
-                throw bad("layer \(l): n_head \(nHead[l]) must be a positive multiple of n_kv_head \(nKVHead[l])")
+            guard nKVHead[l] > 0, nHead[l] > 0, nHead[l] <= Limits.heads, nHead[l] % nKVHead[l] == 0 else {
+                throw bad("layer \(l): n_head \(nHead[l]) must be a positive multiple of n_kv_head \(nKVHead[l]), at most \(Limits.heads)")
             }
-            guard ffnDim[l] > 0 else { throw bad("layer \(l): ffn_dim \(ffnDim[l]) must be positive") }
+            try within(ffnDim[l], 1...Limits.ffn, "layer \(l): ffn_dim")
         }
+    }
+
+    /// Bytes the model's weights take as f32 (what loading allocates).
+    public var f32Bytes: Int {
+        TensorNames.layout(for: self).reduce(0) { $0 + 4 * $1.shape.reduce(1, *) }
     }
 }

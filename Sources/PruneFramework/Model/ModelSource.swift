@@ -29,10 +29,18 @@ public struct ModelSource: Sendable {
         }
     }
 
-    /// The model's hyperparameters, read without loading any weights.
+    /// The model's hyperparameters, read without loading any weights, and checked against the
+    /// shapes of the tensors the files hold.
     public func config() throws -> ModelConfig {
         if let gguf { return try ModelConfig(gguf: gguf) }
-        return try HFConfig(path: file("config.json")).modelConfig()
+        let config = try HFConfig(path: file("config.json")).modelConfig()
+        _ = try Transformer.checkedTensors(try weightFiles().map { try SafetensorsFile(path: $0) }, config: config)
+        return config
+    }
+
+    /// The safetensors files of a Hugging Face model.
+    private func weightFiles() throws -> [String] {
+        path.hasSuffix(".safetensors") ? [path] : try Transformer.weightFiles(inDirectory: path)
     }
 
     /// Loads the weights (dequantised or widened to f32).
@@ -45,8 +53,7 @@ public struct ModelSource: Sendable {
     /// safetensors dtypes as ggml types (F32, F16, BF16). `same-as-input` exports read this.
     public func tensorTypes() throws -> [String: GGMLType] {
         if let gguf { return gguf.tensorTypes }
-        let paths = path.hasSuffix(".safetensors") ? [path] : try Transformer.weightFiles(inDirectory: path)
-        let index = try Transformer.canonicalIndex(try paths.map { try SafetensorsFile(path: $0) }, config: try config())
+        let index = try Transformer.canonicalIndex(try weightFiles().map { try SafetensorsFile(path: $0) }, config: try config())
         let ggml: [SafetensorsDType: GGMLType] = [.f32: .f32, .f16: .f16, .bf16: .bf16]
         return index.compactMapValues { _, info in info.dtype.flatMap { ggml[$0] } }
     }

@@ -7,8 +7,9 @@ public enum Calibration {
     public static func documents(_ nameOrPath: String, dataDir: String? = nil) throws -> [String] {
         let path = nameOrPath == "c4" ? try Datasets.locate("c4", dataDir: dataDir) ?? nameOrPath : nameOrPath
         guard path.hasSuffix(".jsonl") else { return [try Datasets.resolve(nameOrPath, dataDir: dataDir).text] }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PruneError(.fileNotFound, "calibration file '\(path)' cannot be read; pass a .jsonl or text file, or 'c4' with the data directory present")
+        let data: Data
+        do { data = try RegularFile.read(path, what: "calibration file") } catch let e as PruneError {
+            throw PruneError(e.code, "\(e.message); pass a .jsonl or text file, or 'c4' with the data directory present")
         }
         var docs: [String] = []
         for (i, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.isEmpty {

@@ -11,9 +11,7 @@ extension BPETokenizer {
     /// BOS and EOS come from `bos_token` and `eos_token` of a `tokenizer_config.json` next to the
     /// file, when there is one.
     public convenience init(tokenizerJSONPath path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PruneError(.fileNotFound, "tokenizer.json '\(path)' cannot be read; check the path")
-        }
+        let data = try RegularFile.read(path, what: "tokenizer.json", cap: 256 << 20)
         let file = (path as NSString).lastPathComponent
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw PruneError(.badFormat, "tokenizer.json '\(file)': the file is not a JSON object; pass a Hugging Face tokenizer.json")
@@ -136,7 +134,7 @@ extension BPETokenizer {
     /// The `tokenizer_config.json` next to a `tokenizer.json`, or an empty object.
     static func jsonConfig(nextTo path: String) -> [String: Any] {
         let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
-        guard let data = FileManager.default.contents(atPath: configPath),
+        guard let data = try? RegularFile.read(configPath, what: "tokenizer_config.json", cap: 64 << 20),
               let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
         return obj
     }

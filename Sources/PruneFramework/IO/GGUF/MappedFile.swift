@@ -14,15 +14,17 @@ final class MappedFile: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     private let mapped: Bool
 
-    /// Maps `path`; throws `.fileNotFound` when it does not exist, `.io` when it cannot be read.
-    init(path: String) throws {
-        let fd = open(path, O_RDONLY)
+    /// Maps `path`; throws `.fileNotFound` when it does not exist, `.io` when it cannot be read,
+    /// `.invalidArgument` when it is not a regular file. `what` names the file in errors.
+    init(path: String, what: String = "file") throws {
+        // Non-blocking, so that opening a FIFO does not wait for a writer; it is refused below.
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             let err = errno
             if err == ENOENT || err == ENOTDIR {
-                throw PruneError(.fileNotFound, "file '\(path)' does not exist: check the path")
+                throw PruneError(.fileNotFound, "\(what) '\(path)' does not exist: check the path")
             }
-            throw PruneError(.io, "cannot open '\(path)': \(String(cString: strerror(err)))")
+            throw PruneError(.io, "cannot open \(what) '\(path)': \(String(cString: strerror(err)))")
         }
         defer { close(fd) }
         var st = stat()
@@ -30,7 +32,7 @@ final class MappedFile: @unchecked Sendable {
             throw PruneError(.io, "cannot stat '\(path)': \(String(cString: strerror(errno)))")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw PruneError(.invalidArgument, "'\(path)' is not a regular file (a directory or device?): pass the path of a file")
+            throw PruneError(.invalidArgument, "\(what) '\(path)' is not a regular file (a directory, FIFO or device): pass the path of a file")
         }
         let size = Int(st.st_size)
         if size == 0 {

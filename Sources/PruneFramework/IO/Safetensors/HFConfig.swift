@@ -211,6 +211,17 @@ public struct HFConfig: Codable, Sendable, Equatable {
         guard hd > 0, hd % 2 == 0 else {
             throw bad("head_dim '\(hd)' must be positive and even (RoPE rotates pairs)", .outOfRange)
         }
+        for (key, v) in [("rms_norm_eps", rmsNormEps), ("rope_theta", ropeTheta)] {
+            if let v, !(v.isFinite && v > 0 && Float(v).isFinite && Float(v) > 0 && (key != "rms_norm_eps" || v < 1)) {
+                throw bad("'\(key)' = '\(v)' must be a finite number greater than 0\(key == "rms_norm_eps" ? " and below 1" : "")", .outOfRange)
+            }
+        }
+        for (key, v, cap) in [("hidden_size", hiddenSize, ModelConfig.Limits.width), ("vocab_size", vocabSize, ModelConfig.Limits.vocab),
+                              ("intermediate_size", intermediateSize, ModelConfig.Limits.ffn),
+                              ("num_attention_heads", numAttentionHeads, ModelConfig.Limits.heads),
+                              ("max_position_embeddings", maxPositionEmbeddings ?? 1, ModelConfig.Limits.context)] where !(1...cap).contains(v) {
+            throw bad("'\(key)' = '\(v)' is out of range [1, \(cap)]", .outOfRange)
+        }
         func perLayer(_ a: [Int]?, _ plainValue: Int, _ key: String) throws -> [Int] {
             guard let a else { return [Int](repeating: plainValue, count: numHiddenLayers) }
             guard a.count == numHiddenLayers else {
@@ -248,13 +259,7 @@ public struct HFConfig: Codable, Sendable, Equatable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw PruneError(.fileNotFound, "config.json '\(path)' does not exist; a Hugging Face model directory needs config.json next to its .safetensors files")
         }
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        if let size = (attrs?[.size] as? NSNumber)?.intValue, size > 16 << 20 {
-            throw PruneError(.outOfRange, "config.json '\(path)' is \(size) bytes, over the 16 MiB cap; it is not a model config")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PruneError(.io, "config.json '\(path)' cannot be read; check its permissions")
-        }
+        let data = try RegularFile.read(path, what: "config.json", cap: 16 << 20)
         do {
             self = try JSONDecoder().decode(HFConfig.self, from: data)
         } catch let e as PruneError {

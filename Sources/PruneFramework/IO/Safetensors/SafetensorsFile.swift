@@ -70,7 +70,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// The `__metadata__` object (empty when absent).
     public let metadata: [String: String]
     private let index: [String: Int]
-    private let data: Data
+    private let file: MappedFile
 
     /// Opens and validates a file; throws a PruneError naming the file and the offending field.
     public init(path: String) throws {
@@ -79,18 +79,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         func fail(_ code: PruneError.Code, _ what: String) -> PruneError {
             PruneError(code, "safetensors file '\(file)': \(what)")
         }
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw PruneError(.fileNotFound, "safetensors file '\(path)' does not exist; check the path")
-        }
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw PruneError(.io, "safetensors file '\(path)' cannot be read: \(error.localizedDescription)")
-        }
+        self.file = try MappedFile(path: path, what: "safetensors file")
+        let data = self.file.bytes
         guard data.count >= 8 else {
             throw fail(.truncated, "file is \(data.count) bytes, too short for the 8-byte header length")
         }
-        let n = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) }
+        let n = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         guard n <= UInt64(Self.maxHeaderBytes) else {
             throw fail(.outOfRange, "header length '\(n)' at byte 0 exceeds the cap of \(Self.maxHeaderBytes) bytes; the file is not safetensors or is corrupt")
         }
@@ -98,7 +92,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw fail(.truncated, "header length '\(n)' at byte 0 runs past the end of the \(data.count)-byte file; the file is truncated or not safetensors")
         }
         let headerEnd = 8 + Int(n)
-        let header = try Self.parseHeader(data.subdata(in: 8..<headerEnd), fail: fail)
+        let header = try Self.parseHeader(Data(UnsafeRawBufferPointer(rebasing: data[8..<headerEnd])), fail: fail)
         metadata = header.metadata
         tensors = try Self.validate(header.entries, dataStart: headerEnd, dataCount: data.count - headerEnd, fail: fail)
         var idx: [String: Int] = [:]
@@ -131,13 +125,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard out.count == info.count else {
             throw PruneError(.shapeMismatch, "safetensors file '\(file)': tensor '\(info.name)' has \(info.count) elements \(info.shape), the destination holds \(out.count)")
         }
+        let data = self.file.bytes
         guard info.range.lowerBound >= 0, info.range.upperBound <= data.count,
               info.range.count == info.count * dtype.size else {
             throw PruneError(.invalidArgument, "safetensors file '\(file)': tensor info '\(info.name)' does not belong to this file")
         }
-        data.withUnsafeBytes { raw in
-            HalfFloat.decode(dtype, from: UnsafeRawBufferPointer(rebasing: raw[info.range]), into: out)
-        }
+        HalfFloat.decode(dtype, from: UnsafeRawBufferPointer(rebasing: data[info.range]), into: out)
     }
 
     private func lookup(_ name: String) throws -> SafetensorsTensorInfo {

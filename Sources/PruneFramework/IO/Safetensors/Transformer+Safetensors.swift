@@ -22,41 +22,57 @@ extension Transformer {
     }
 
     /// Loads a model from explicit weight files (one or more shards) and a `config.json`.
+    ///
+    /// Every tensor's shape is checked against config.json and the f32 size against the machine's
+    /// memory before anything is allocated; a tensor holding NaN or infinity is an error naming it.
     public convenience init(safetensorsFiles paths: [String], configPath: String) throws {
         let config = try HFConfig(path: configPath).modelConfig()
         let architecture = try Architectures.named(config.architecture)
         let files = try paths.map { try SafetensorsFile(path: $0) }
-        let byName = try Self.canonicalIndex(files, config: config)
-        let layout = TensorNames.layout(for: config)
-        let store = ParameterStore(layout: layout)
-        var pending: [(file: SafetensorsFile, info: SafetensorsTensorInfo)] = []
-        for (name, shape) in layout {
-            let hfName = HFNames.hf(canonical: name, architecture: architecture) ?? name
-            guard let (file, info) = byName[name] else {
-                let fix = name == TensorNames.output ? "; set tie_word_embeddings true in config.json if the head is tied" : ""
-                throw PruneError(.badFormat, "safetensors model: tensor '\(hfName)' is missing from \(paths.map { ($0 as NSString).lastPathComponent })\(fix)")
-            }
-            guard info.shape == shape else {
-                throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(hfName)' has shape \(info.shape), config.json implies \(shape)")
-            }
-            pending.append((file, info))
-        }
-        let jobs = pending
-        let needed = Set(layout.map(\.name))
-        if let (name, (file, info)) = byName.first(where: { !needed.contains($0.key) }) {
-            throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(info.name)' (\(name)) is not used by config.json (\(config.nLayers) layers); fix num_hidden_layers")
-        }
+        let jobs = try Self.checkedTensors(files, config: config)
+        try MemoryBudget.check(config.f32Bytes, what: "model '\(configPath)' loaded as f32 weights",
+                               fix: "this model is too large for this machine")
+        let store = ParameterStore(layout: TensorNames.layout(for: config))
         let errors = ErrorBox()
         DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
             let (file, info) = jobs[i]
             guard let name = HFNames.canonical(hf: info.name, architecture: architecture) else { return }
             let view = store.view(name)
-            do { try file.read(info, into: view) } catch { errors.set(error); return }
+            do {
+                try file.read(info, into: view)
+                try Self.checkFinite(view, tensor: info.name, source: "safetensors file '\((file.path as NSString).lastPathComponent)'")
+            } catch { errors.set(error); return }
             // Hugging Face rotates halves; a model held in the adjacent-pairs layout gets its Q/K rows reordered.
             HFNames.convertRoPERows(view, canonical: name, config: config, from: .halves, to: config.ropeLayout)
         }
         if let e = errors.first { throw e }
         try self.init(config: config, params: store)
+    }
+
+    /// The file and info of each tensor the config's layout needs, in layout order: each must be
+    /// present with the shape config.json implies, and no file may hold a tensor the config does
+    /// not use.
+    static func checkedTensors(_ files: [SafetensorsFile], config: ModelConfig) throws -> [(file: SafetensorsFile, info: SafetensorsTensorInfo)] {
+        let architecture = try Architectures.named(config.architecture)
+        let byName = try canonicalIndex(files, config: config)
+        let layout = TensorNames.layout(for: config)
+        let names = files.map { ($0.path as NSString).lastPathComponent }
+        let pending = try layout.map { name, shape in
+            let hfName = HFNames.hf(canonical: name, architecture: architecture) ?? name
+            guard let (file, info) = byName[name] else {
+                let fix = name == TensorNames.output ? "; set tie_word_embeddings true in config.json if the head is tied" : ""
+                throw PruneError(.badFormat, "safetensors model: tensor '\(hfName)' is missing from \(names)\(fix)")
+            }
+            guard info.shape == shape else {
+                throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(hfName)' has shape \(info.shape), config.json implies \(shape)")
+            }
+            return (file, info)
+        }
+        let needed = Set(layout.map(\.name))
+        if let (name, (file, info)) = byName.first(where: { !needed.contains($0.key) }) {
+            throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(info.name)' (\(name)) is not used by config.json (\(config.nLayers) layers); fix num_hidden_layers")
+        }
+        return pending
     }
 
     /// Saves the model as a Hugging Face checkpoint: `model.safetensors` and `config.json` in
@@ -119,9 +135,7 @@ extension Transformer {
     /// The distinct shard file names of `model.safetensors.index.json`, in first-use order.
     static func shardFiles(indexPath: String) throws -> [String] {
         struct Index: Decodable { let weight_map: [String: String] }
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
-            throw PruneError(.io, "cannot read '\(indexPath)'; check its permissions")
-        }
+        let data = try RegularFile.read(indexPath, what: "safetensors index", cap: 256 << 20)
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: data) } catch {
             throw PruneError(.badFormat, "'\(indexPath)' is not a valid index: it needs a 'weight_map' object of tensor name to file name")
