@@ -5,9 +5,13 @@ public enum MemoryBudget {
     /// The machine's physical memory in bytes.
     public static var physicalBytes: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
 
-    /// Throws when `bytes` exceed `limit` (the machine's physical memory unless given); `what`
-    /// says what needs them and `fix` what to change.
-    public static func check(_ bytes: Int, what: String, limit: Int = physicalBytes, fix: String) throws {
+    /// A lower limit for the work run inside `$limit.withValue(bytes) { ... }` (tests and fuzzing
+    /// cap what a corrupt file may ask for).
+    @TaskLocal public static var limit: Int?
+
+    /// Throws when `bytes` exceed `limit` (the task's `limit`, else the machine's physical memory);
+    /// `what` says what needs them and `fix` what to change.
+    public static func check(_ bytes: Int, what: String, limit: Int = limit ?? physicalBytes, fix: String) throws {
         guard bytes > limit else { return }
         throw PruneError(.outOfRange, "\(what) needs \(gib(bytes)) of memory, more than the \(gib(limit)) available: \(fix)")
     }
