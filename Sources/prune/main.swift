@@ -1,4 +1,5 @@
 import Foundation
 import Runner
 
+Interruption.install()
 exit(CLI.run(Array(CommandLine.arguments.dropFirst())))

@@ -114,7 +114,7 @@ import TestSupport
         let (dir, path) = try tempPath()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-        try writeInChunks(data[3...], to: path, chunk: 7)
+        try writeInChunks([data[3...]], to: path, chunk: 7)
         #expect(FileManager.default.contents(atPath: path) == data[3...])
     }
 

@@ -8,41 +8,87 @@ import Darwin
 /// Writes `data` to `path` through a temporary file in the same directory, then renames it into
 /// place, so a failed or interrupted write never leaves a partial file.
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+    try writeAtomically(chunks: [data], to: path)
+}
+
+/// Writes `chunks` one after another to a temporary file next to `path` (`.NAME.tmp-PID`), flushes
+/// it and renames it over `path`. The temporary file is removed on every error, listed in
+/// `TemporaryFiles` while it exists (so an interrupted process removes it), and found by
+/// `TemporaryFiles.removeStale(in:)` when the process was killed.
+public func writeAtomically(chunks: [Data], to path: String) throws {
+    let tmp = TemporaryFiles.path(for: path)
+    TemporaryFiles.register(tmp)
+    defer { TemporaryFiles.unregister(tmp) }
     do {
-        try writeInChunks(data, to: tmp.path)
+        try writeInChunks(chunks, to: tmp)
         // rename(2) replaces an existing file atomically.
-        guard rename(tmp.path, path) == 0 else {
-            throw PruneError(.io, "cannot write '\(path)': \(String(cString: strerror(errno)))")
+        guard rename(tmp, path) == 0 else {
+            throw PruneError(.io, "cannot write '\(path)': rename from the temporary file failed (\(String(cString: strerror(errno))))")
         }
     } catch let e as PruneError {
-        try? FileManager.default.removeItem(at: tmp)
+        unlink(tmp)
         throw e
     } catch {
-        try? FileManager.default.removeItem(at: tmp)
+        unlink(tmp)
         throw PruneError(.io, "cannot write '\(path)': \(error.localizedDescription)")
     }
 }
 
-/// Writes `data` to a new file at `path` at most 1 GiB per call. `Data.write(to:)` left a 2.85 GB
-/// GGUF with a corrupt stretch past the 2 GiB mark (one write(2) moves at most 0x7ffff000 bytes on
-/// Linux), while writes through a FileHandle of any size came out whole.
-func writeInChunks(_ data: Data, to path: String, chunk: Int = 1 << 30) throws {
+/// Writes `chunks` to a new file at `path`, at most 1 GiB per call, and flushes it to disk.
+/// `Data.write(to:)` left a 2.85 GB GGUF with a corrupt stretch past the 2 GiB mark (one write(2)
+/// moves at most 0x7ffff000 bytes on Linux), while writes through a FileHandle of any size came out whole.
+func writeInChunks(_ chunks: [Data], to path: String, chunk: Int = 1 << 30) throws {
     guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
         throw PruneError(.io, "cannot create '\(path)'; check that its directory exists and is writable")
     }
     do {
-        var start = data.startIndex
-        while start < data.endIndex {
-            let end = min(start + max(chunk, 1), data.endIndex)
-            try handle.write(contentsOf: data[start..<end])
-            start = end
+        for data in chunks {
+            var start = data.startIndex
+            while start < data.endIndex {
+                let end = min(start + max(chunk, 1), data.endIndex)
+                try handle.write(contentsOf: data[start..<end])
+                start = end
+            }
         }
+        try handle.synchronize()
         try handle.close()
     } catch {
         try? handle.close()
         throw error
+    }
+}
+
+/// The temporary files of atomic writes in progress in this process.
+public enum TemporaryFiles {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var live: Set<String> = []
+
+    /// The temporary file an atomic write of `path` goes through: `.NAME.tmp-PID` beside it.
+    static func path(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+    }
+
+    static func register(_ path: String) { lock.withLock { _ = live.insert(path) } }
+    static func unregister(_ path: String) { lock.withLock { _ = live.remove(path) } }
+
+    /// Removes every temporary file of a write in progress (an interrupted process calls this
+    /// before it exits).
+    public static func removeAll() {
+        for p in lock.withLock({ live }) { unlink(p) }
+    }
+
+    /// Removes the temporary files of killed processes in `dir`: `.NAME.tmp-PID` whose process no
+    /// longer runs. Returns their names.
+    @discardableResult
+    public static func removeStale(in dir: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { name in
+            guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards),
+                  let pid = Int32(name[r.upperBound...]), pid > 0, pid != getpid() else { return false }
+            // kill(pid, 0) fails with ESRCH when no such process exists.
+            guard kill(pid, 0) != 0, errno == ESRCH else { return false }
+            return unlink((dir as NSString).appendingPathComponent(name)) == 0
+        }
     }
 }

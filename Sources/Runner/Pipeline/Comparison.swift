@@ -90,15 +90,34 @@ public final class Comparison {
 
     struct Planned {
         var name: String, method: String, ratio: Double, fineTune: Bool, dense: Bool
+        /// The entry's folder under `runs/`, unique in the sweep.
+        var folder = ""
         var recipe: Recipe
         var identity: JSONValue
         var key: String
     }
 
-    /// Runs what is not cached and writes the comparison; returns every row.
+    /// Runs what is not cached and writes the comparison; returns every row. The output directory's
+    /// `run.json` says `running` until the comparison is written (`RunDirectory`).
     @discardableResult
     public func run() throws -> [SweepResult] {
         try preflight()
+        let directory = RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model])
+        try directory.begin()
+        do {
+            let rows = try runEntries()
+            try directory.finish(files: Self.tableFiles)
+            return rows
+        } catch {
+            directory.fail(error)
+            throw error
+        }
+    }
+
+    static let tableFiles = ["comparison.md", "comparison.csv", "comparison.json", "ppl_vs_sparsity.svg", "accuracy_vs_sparsity.svg"]
+
+    /// Prunes and evaluates every entry the cache does not hold, writing the tables after each.
+    private func runEntries() throws -> [SweepResult] {
         let t0 = Date()
         try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
         log("▶ hashing \(recipe.model)")
@@ -115,6 +134,7 @@ public final class Comparison {
             planned.append(Planned(name: e.name, method: e.method, ratio: e.ratio, fineTune: e.fineTune, dense: false, recipe: e.recipe,
                                    identity: id, key: try Self.key(modelHash: modelHash, entry: id)))
         }
+        Self.assignFolders(&planned)
         var results: [SweepResult] = []
         var computedSeconds: [Double] = []
         var missing: [String] = [], failed: [String] = []
@@ -176,6 +196,22 @@ public final class Comparison {
         return p.dense ? "dense" : squeezed + String(format: "-%g", p.ratio * 100)
     }
 
+    /// Gives each entry its folder: its slug, with `-2`, `-3`, ... after the first when names that
+    /// differ only in case or punctuation give the same slug.
+    static func assignFolders(_ planned: inout [Planned]) {
+        var used = Set<String>()
+        for i in planned.indices {
+            let base = slug(planned[i])
+            var folder = base, n = 1
+            while used.contains(folder) {
+                n += 1
+                folder = "\(base)-\(n)"
+            }
+            used.insert(folder)
+            planned[i].folder = folder
+        }
+    }
+
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
 
     func runDense(_ p: Planned, modelHash: String) throws -> SweepResult {
@@ -196,7 +232,7 @@ public final class Comparison {
 
     func runEntry(_ p: Planned, modelHash: String) throws -> SweepResult {
         let t0 = Date()
-        let dir = ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(Self.slug(p))
+        let dir = ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(p.folder)
         let run = PruneRun(recipe: p.recipe, recipePath: recipePath, outputDir: dir, dataDir: dataDir)
         run.log = { [log] in log("  " + $0) }
         run.evaluateDense = false

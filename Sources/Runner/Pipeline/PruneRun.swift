@@ -87,11 +87,25 @@ public final class PruneRun {
         }
     }
 
-    /// Runs the whole recipe and returns the report (also written to the output directory).
+    /// Runs the whole recipe and returns the report (also written to the output directory, which
+    /// `RunDirectory` keeps as one unit: `run.json` says `running` until everything is written).
     @discardableResult
     public func run() throws -> RunReport {
         try preflight()
-        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        let directory = RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model])
+        try directory.begin()
+        do {
+            let report = try runStages()
+            try directory.finish(files: report.outputs)
+            return report
+        } catch {
+            directory.fail(error)
+            throw error
+        }
+    }
+
+    /// Load, evaluate, calibrate, prune, fine-tune, export, evaluate, report.
+    private func runStages() throws -> RunReport {
         let source = try ModelSource(path: recipe.model)
         // One model is held at a time, plus the one surgery makes from it: the dense model is
         // released after the first cut and the pruned one before its export is read back.

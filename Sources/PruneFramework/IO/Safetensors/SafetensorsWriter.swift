@@ -75,32 +75,7 @@ public struct SafetensorsWriter {
         let head = header(metadata: metadata)
         var length = Data(count: 8)
         length.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(head.count).littleEndian, as: UInt64.self) }
-        try Self.streamAtomically([length, head, body], to: path)
-    }
-
-    /// Writes `chunks` one after another to a temporary file next to `path`, then renames it over `path`.
-    static func streamAtomically(_ chunks: [Data], to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)").path
-        guard FileManager.default.createFile(atPath: tmp, contents: nil),
-              let handle = FileHandle(forWritingAtPath: tmp) else {
-            throw PruneError(.io, "cannot write '\(path)': cannot create a temporary file in its directory; check that the directory exists and is writable")
-        }
-        do {
-            for c in chunks { try handle.write(contentsOf: c) }
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw PruneError(.io, "cannot write '\(path)': \(error.localizedDescription)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw PruneError(.io, "cannot write '\(path)': rename from the temporary file failed (\(reason))")
-        }
+        try writeAtomically(chunks: [length, head, body], to: path)
     }
 }
 

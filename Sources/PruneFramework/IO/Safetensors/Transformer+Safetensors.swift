@@ -108,10 +108,10 @@ extension Transformer {
         do { json = try HFConfig(config, torchDtype: dtype).jsonData() } catch {
             throw PruneError(.io, "cannot encode config.json for '\(directory)': \(error.localizedDescription)")
         }
-        try SafetensorsWriter.streamAtomically([json], to: dir.appendingPathComponent("config.json"))
+        try writeAtomically(json, to: dir.appendingPathComponent("config.json"))
         if let tokenizer {
-            try SafetensorsWriter.streamAtomically([try tokenizer.tokenizerJSON()], to: dir.appendingPathComponent("tokenizer.json"))
-            try SafetensorsWriter.streamAtomically([try tokenizer.tokenizerConfigJSON()], to: dir.appendingPathComponent("tokenizer_config.json"))
+            try writeAtomically(try tokenizer.tokenizerJSON(), to: dir.appendingPathComponent("tokenizer.json"))
+            try writeAtomically(try tokenizer.tokenizerConfigJSON(), to: dir.appendingPathComponent("tokenizer_config.json"))
         }
     }
 
