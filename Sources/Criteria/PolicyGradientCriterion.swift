@@ -81,7 +81,7 @@ public struct PolicyGradientCriterion: Criterion {
         ratio = try c.number(.ratio, default: 0.2, in: 0...1, openUpper: true)
         layers = try c.value(.layers, default: nil as [Int]?)
         if let l = layers, l.count != 2 || l[0] < 0 || l[1] < l[0] {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(l)' must be [first, last] with 0 ≤ first ≤ last")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(PruneError.shown("\(l)"))' must be [first, last] with 0 ≤ first ≤ last")
         }
         steps = try c.integer(.steps, default: 50, in: 1...100_000)
         lr = try c.number(.lr, default: 0.1, in: 0...100)

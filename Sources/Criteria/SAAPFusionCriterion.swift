@@ -57,7 +57,7 @@ public struct SAAPFusionCriterion: WeightCriterion {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "criteria")) is empty; name at least one of: \(TaylorCriterion.estimators.joined(separator: ", "))")
         }
         for (i, e) in criteria.enumerated() where !TaylorCriterion.estimators.contains(e) {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "criteria"))[\(i)] = '\(e)' is not allowed; choose from: \(TaylorCriterion.estimators.joined(separator: ", "))")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "criteria"))[\(i)] = '\(PruneError.shown(e))' is not allowed; choose from: \(TaylorCriterion.estimators.joined(separator: ", "))")
         }
         batches = try c.integer(.batches, default: 4, in: 2...1024)
         reduction = try c.choice(.reduction, default: "sum", allowed: ["sum", "mean", "max", "prod"])

@@ -20,6 +20,9 @@ extension ModelConfig {
         let nKV = try m.perLayer("attention.head_count_kv", n, in: 1...Limits.heads)
         let ffn = try m.perLayer("feed_forward_length", n, in: 1...Limits.ffn)
         let heads = nHead.first ?? 1, keyLength = try m.int("attention.key_length", in: 2...Limits.headDim, default: 0)
+        guard keyLength % 2 == 0 else {
+            throw m.error(.badFormat, "metadata key '\(arch).attention.key_length' = '\(keyLength)' is odd; RoPE rotates pairs, so a head's width is even")
+        }
         if keyLength == 0, hidden % heads != 0 || (hidden / heads) % 2 != 0 {
             throw m.error(.badFormat, "metadata key '\(arch).embedding_length' = \(hidden) divided by '\(arch).attention.head_count' = \(heads) "
                           + "is not an even head width, and '\(arch).attention.key_length' is absent: the file is corrupt")

@@ -86,7 +86,6 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try within(nLayers, 0...Limits.layers, "n_layers")
         try within(headDim, 1...Limits.headDim, "head_dim")
         try within(contextLength, 1...Limits.context, "context_length")
-        guard headDim % 2 == 0 else { throw bad("head_dim '\(headDim)' must be even (RoPE rotates pairs)") }
         guard ropeBase.isFinite, ropeBase > 0 else { throw bad("rope_base '\(ropeBase)' must be a finite positive number") }
         guard rmsEps.isFinite, rmsEps > 0, rmsEps < 1 else { throw bad("rms_eps '\(rmsEps)' must be a finite number in (0, 1)") }
         for (name, id) in [("bos_token_id", bosTokenId), ("eos_token_id", eosTokenId)] {

@@ -53,14 +53,34 @@ public struct AnyCodingKey: CodingKey, Hashable, Sendable {
     }
 }
 
-/// Renders a coding path as a JSON path: `scheduler.ratio`, `evaluation.datasets[1]`.
+/// Renders a coding path as a JSON path: `scheduler.ratio`, `evaluation.datasets[1]`. Each key is
+/// shown as `PruneError.shown` shows values (an unknown 10 MB key is cut to 40 characters).
 public func jsonPath(_ path: [CodingKey], _ last: String? = nil) -> String {
     var s = ""
-    for k in path {
-        if let i = k.intValue { s += "[\(i)]" } else { s += s.isEmpty ? k.stringValue : "." + k.stringValue }
+    func add(_ key: String) {
+        let k = PruneError.shown(key, limit: 40)
+        s += s.isEmpty ? k : "." + k
     }
-    if let last { s += s.isEmpty ? last : "." + last }
+    for k in path {
+        if let i = k.intValue { s += "[\(i)]" } else { add(k.stringValue) }
+    }
+    if let last { add(last) }
     return s.isEmpty ? "(top level)" : s
+}
+
+/// Throws unless `value`, the string at JSON path `at`, can name a file or directory: not empty, no
+/// NUL character (no file system allows one; it would fail only when the file is opened, after the
+/// work), at most 4096 bytes (PATH_MAX).
+public func checkPathValue(_ value: String, at path: String) throws {
+    guard !value.isEmpty else {
+        throw PruneError(.invalidArgument, "recipe: \(path) = '' is empty; give a file or directory path")
+    }
+    guard !value.utf8.contains(0) else {
+        throw PruneError(.invalidArgument, "recipe: \(path) = '\(PruneError.shown(value))' contains a NUL character (\\u0000), which no file path can hold; remove it")
+    }
+    guard value.utf8.count <= 4096 else {
+        throw PruneError(.invalidArgument, "recipe: \(path) = '\(PruneError.shown(value))' is \(value.utf8.count) bytes long; a path is at most 4096 bytes")
+    }
 }
 
 extension Decoder {
@@ -70,7 +90,7 @@ extension Decoder {
         let known = Set(allowed + ["type"])
         let fix = allowed.isEmpty ? "it takes no keys besides 'type'" : "allowed keys: \(allowed.sorted().joined(separator: ", "))"
         for k in c.allKeys where !known.contains(k.stringValue) {
-            throw PruneError(.invalidArgument, "recipe: unknown key '\(k.stringValue)' at \(jsonPath(codingPath, k.stringValue)) for \(context); \(fix)")
+            throw PruneError(.invalidArgument, "recipe: unknown key '\(PruneError.shown(k.stringValue))' at \(jsonPath(codingPath, k.stringValue)) for \(context); \(fix)")
         }
     }
 
@@ -87,9 +107,21 @@ extension KeyedDecodingContainer {
             return try decodeIfPresent(T.self, forKey: key) ?? d
         } catch let e as PruneError {
             throw e
+        } catch where !(error is DecodingError) && T.self is any FixedWidthInteger.Type {
+            // A number that is not whole, or beyond the type (`2.5`, `1e30`): Foundation says
+            // "not representable" with an error type of its own.
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(codingPath, key.stringValue)) must be an integer (a whole number from \(Int.min) to \(Int.max))")
         } catch {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(codingPath, key.stringValue)) must be \(jsonTypeName(T.self))")
         }
+    }
+
+    /// A string naming a file or directory, with a default; refused when empty, holding a NUL, or
+    /// longer than 4096 bytes (`checkPathValue`).
+    public func path(_ key: Key, default d: String) throws -> String {
+        let v: String = try value(key, default: d)
+        try checkPathValue(v, at: jsonPath(codingPath, key.stringValue))
+        return v
     }
 
     /// A number within a range, with a default.
@@ -114,7 +146,7 @@ extension KeyedDecodingContainer {
     public func choice(_ key: Key, default d: String, allowed: [String]) throws -> String {
         let v: String = try value(key, default: d)
         guard allowed.contains(v) else {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(codingPath, key.stringValue)) = '\(v)' is not allowed; choose one of: \(allowed.joined(separator: ", "))")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(codingPath, key.stringValue)) = '\(PruneError.shown(v))' is not allowed; choose one of: \(allowed.joined(separator: ", "))")
         }
         return v
     }

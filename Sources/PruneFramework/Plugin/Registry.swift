@@ -37,7 +37,7 @@ public final class Registry<P>: @unchecked Sendable {
             throw PruneError(.invalidArgument, "recipe: \(path).type must be a string naming a \(stage) plugin")
         }
         guard let e = entries.first(where: { $0.name == name }) ?? entries.first(where: { $0.aliases.contains(name) }) else {
-            throw PruneError(.unknownName, "recipe: \(path).type = '\(name)' is not a registered \(stage) plugin; registered: \(names.joined(separator: ", "))")
+            throw PruneError(.unknownName, "recipe: \(path).type = '\(PruneError.shown(name))' is not a registered \(stage) plugin; registered: \(names.joined(separator: ", "))")
         }
         return try e.decode(decoder)
     }

@@ -55,10 +55,16 @@ public enum JSONValue: Codable, Sendable, Equatable {
         return try e.encode(self)
     }
 
-    /// Parses JSON bytes; a syntax error names `source`.
+    /// Parses JSON bytes after `JSONCheck`; a syntax error names `source`, the line and the column.
     public static func parse(_ data: Data, source: String) throws -> JSONValue {
+        try JSONCheck.check(data, label: "'\(source)'")
+        return try parseChecked(data, source: source)
+    }
+
+    /// Parses bytes `JSONCheck` has passed.
+    static func parseChecked(_ data: Data, source: String) throws -> JSONValue {
         do { return try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw PruneError(.badFormat, "'\(source)' is not valid JSON")
+            throw PruneError(.badFormat, "'\(source)' cannot be read as JSON (\(PruneError.shown("\(error)", limit: 200))); save it as UTF-8 JSON")
         }
     }
 }

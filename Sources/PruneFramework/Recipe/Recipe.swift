@@ -62,12 +62,14 @@ public struct Recipe: @unchecked Sendable {
     static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output", "sweep"]
 
     /// Decodes and validates a recipe; `plugins` resolves stage names.
+    /// `data` passes `JSONCheck` first, so a syntax error has a line and column and a duplicate key is refused.
     public static func decode(_ data: Data, plugins: PluginSet, source: String = "recipe") throws -> Recipe {
+        try JSONCheck.check(data, label: source == "recipe" ? "recipe" : "recipe '\(source)'")
         let d = JSONDecoder()
         d.userInfo[.pluginSet] = plugins
         do {
             var r = try d.decode(RecipeBox.self, from: data).recipe
-            if var top = try JSONValue.parse(data, source: source).object, let sw = top.removeValue(forKey: "sweep") {
+            if var top = try JSONValue.parseChecked(data, source: source).object, let sw = top.removeValue(forKey: "sweep") {
                 r.sweep = try Sweep(json: sw, base: top, plugins: plugins)
             }
             return r
@@ -75,13 +77,15 @@ public struct Recipe: @unchecked Sendable {
             throw e
         } catch let DecodingError.dataCorrupted(ctx) {
             let detail = (ctx.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String ?? ctx.debugDescription
-            throw PruneError(.badFormat, "recipe '\(source)' is not valid JSON: \(detail)")
+            throw PruneError(.badFormat, "recipe '\(source)' is not valid JSON: \(PruneError.shown(detail, limit: 200))")
+        } catch let DecodingError.typeMismatch(_, ctx) where ctx.codingPath.isEmpty {
+            throw PruneError(.invalidArgument, "recipe '\(source)': the top level must be a JSON object ({\"model\": ..., \"grouping\": ..., ...})")
         } catch let DecodingError.typeMismatch(t, ctx) {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(ctx.codingPath)) must be \(jsonTypeName(t))")
         } catch let DecodingError.keyNotFound(k, ctx) {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(ctx.codingPath, k.stringValue)) is required")
         } catch {
-            throw PruneError(.badFormat, "recipe '\(source)': \(error)")
+            throw PruneError(.badFormat, "recipe '\(source)': \(PruneError.shown("\(error)", limit: 200))")
         }
     }
 
@@ -105,9 +109,7 @@ public struct Recipe: @unchecked Sendable {
     /// Reads a recipe file. Relative paths in it (model, output.dir, sweep.cache, dataset files) are
     /// relative to the recipe file's folder, so a recipe runs the same from any working directory.
     public static func load(path: String, plugins: PluginSet) throws -> Recipe {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PruneError(.fileNotFound, "recipe file '\(path)' cannot be read")
-        }
+        let data = try RegularFile.read(path, what: "recipe file", cap: 64 << 20)
         let folder = (path as NSString).deletingLastPathComponent
         return try decode(data, plugins: plugins, source: path).resolvingPaths(relativeTo: folder.isEmpty ? "." : folder)
     }
@@ -162,7 +164,7 @@ struct RecipeBox: Decodable {
             throw PruneError(.unsupported, "recipe: version = '\(version)' is not supported; this prune reads version 1")
         }
         try need("model")
-        let model: String = try c.value(key("model"), default: "")
+        let model = try c.path(key("model"), default: "")
         for k in ["grouping", "criterion", "scheduler"] { try need(k) }
         let grouping = try plugins.groupings.decode(from: try c.superDecoder(forKey: key("grouping")))
         let criterion = try plugins.criteria.decode(from: try c.superDecoder(forKey: key("criterion")))
@@ -182,7 +184,7 @@ struct RecipeBox: Decodable {
         try d.checkKeys(["dataset", "samples", "seqLen", "seed", "sequential"], context: "calibration")
         let c = try d.container(keyedBy: AnyCodingKey.self)
         var v = Recipe.Calibration()
-        v.dataset = try c.value(AnyCodingKey("dataset"), default: v.dataset)
+        v.dataset = try c.path(AnyCodingKey("dataset"), default: v.dataset)
         v.samples = try c.integer(AnyCodingKey("samples"), default: v.samples, in: 1...100_000)
         v.seqLen = try c.integer(AnyCodingKey("seqLen"), default: v.seqLen, in: 2...1_000_000)
         v.seed = try c.integer(AnyCodingKey("seed"), default: v.seed, in: 0...Int.max)
@@ -195,13 +197,14 @@ struct RecipeBox: Decodable {
         let c = try d.container(keyedBy: AnyCodingKey.self)
         var v = Recipe.Evaluation()
         v.datasets = try c.value(AnyCodingKey("datasets"), default: v.datasets)
+        for (i, d) in v.datasets.enumerated() { try checkPathValue(d, at: "\(jsonPath(c.codingPath, "datasets"))[\(i)]") }
         v.seqLen = try c.integer(AnyCodingKey("seqLen"), default: v.seqLen, in: 2...1_000_000)
         if c.contains(AnyCodingKey("maxWindows")), !(try c.decodeNil(forKey: AnyCodingKey("maxWindows"))) {
             v.maxWindows = try c.integer(AnyCodingKey("maxWindows"), default: 0, in: 1...Int.max)
         }
         v.tasks = try c.value(AnyCodingKey("tasks"), default: v.tasks)
         for (i, t) in v.tasks.enumerated() where ZeroShotTask(rawValue: t) == nil {
-            throw PruneError(.unknownName, "recipe: \(jsonPath(c.codingPath, "tasks"))[\(i)] = '\(t)' is not a zero-shot task; choose \(ZeroShotTask.names.joined(separator: ", "))")
+            throw PruneError(.unknownName, "recipe: \(jsonPath(c.codingPath, "tasks"))[\(i)] = '\(PruneError.shown(t))' is not a zero-shot task; choose \(ZeroShotTask.names.joined(separator: ", "))")
         }
         if c.contains(AnyCodingKey("taskLimit")), !(try c.decodeNil(forKey: AnyCodingKey("taskLimit"))) {
             v.taskLimit = try c.integer(AnyCodingKey("taskLimit"), default: 0, in: 1...Int.max)
@@ -213,10 +216,10 @@ struct RecipeBox: Decodable {
         try d.checkKeys(["dir", "formats", "type", "dtype"], context: "output")
         let c = try d.container(keyedBy: AnyCodingKey.self)
         var v = Recipe.Output()
-        v.dir = try c.value(AnyCodingKey("dir"), default: v.dir)
+        v.dir = try c.path(AnyCodingKey("dir"), default: v.dir)
         v.formats = try c.value(AnyCodingKey("formats"), default: v.formats)
         for (i, f) in v.formats.enumerated() where !["gguf", "safetensors"].contains(f) {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "formats"))[\(i)] = '\(f)' is not an output format; choose gguf, safetensors")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "formats"))[\(i)] = '\(PruneError.shown(f))' is not an output format; choose gguf, safetensors")
         }
         if c.contains(AnyCodingKey("type")) && c.contains(AnyCodingKey("dtype")) {
             throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath)) sets both 'type' and 'dtype' (its earlier name); give 'type'")

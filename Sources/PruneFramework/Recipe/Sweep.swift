@@ -49,7 +49,7 @@ public struct Sweep: @unchecked Sendable {
     public init(json: JSONValue, base: [String: JSONValue], plugins: PluginSet) throws {
         guard let s = json.object else { throw PruneError(.invalidArgument, "recipe: sweep must be an object") }
         for k in s.keys.sorted() where !Self.keys.contains(k) {
-            throw PruneError(.invalidArgument, "recipe: sweep.\(k) is not a sweep key; allowed: \(Self.keys.joined(separator: ", "))")
+            throw PruneError(.invalidArgument, "recipe: sweep.\(PruneError.shown(k, limit: 40)) is not a sweep key; allowed: \(Self.keys.joined(separator: ", "))")
         }
         guard let methods = s["methods"]?.array, !methods.isEmpty else {
             throw PruneError(.invalidArgument, "recipe: sweep.methods must be a non-empty array of {\"name\": ..., stage patches}")
@@ -65,7 +65,8 @@ public struct Sweep: @unchecked Sendable {
         dense = try flag("dense", true)
         keepModels = try flag("keepModels", false)
         if let c = s["cache"] {
-            guard let c = c.string, !c.isEmpty else { throw PruneError(.invalidArgument, "recipe: sweep.cache must be a directory path") }
+            guard let c = c.string else { throw PruneError(.invalidArgument, "recipe: sweep.cache must be a string naming a directory") }
+            try checkPathValue(c, at: "sweep.cache")
             cache = c
         }
         for k in ["title", "notes"] {
@@ -93,7 +94,7 @@ public struct Sweep: @unchecked Sendable {
                     throw PruneError(.invalidArgument, "recipe: \(at).ratio is required and must be a number")
                 }
                 for k in o.keys.sorted() where !patchable.contains(k) {
-                    throw PruneError(.invalidArgument, "recipe: \(at).\(k) cannot be patched per sparsity; allowed: ratio, \(patchable.joined(separator: ", "))")
+                    throw PruneError(.invalidArgument, "recipe: \(at).\(PruneError.shown(k, limit: 40)) cannot be patched per sparsity; allowed: ratio, \(patchable.joined(separator: ", "))")
                 }
                 ratios.append((n, o))
             } else {
@@ -116,10 +117,10 @@ public struct Sweep: @unchecked Sendable {
                 throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].name is required (the table's row label)")
             }
             guard names.insert(name).inserted else {
-                throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].name = '\(name)' is used twice; names label table rows")
+                throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].name = '\(PruneError.shown(name))' is used twice; names label table rows")
             }
             for k in patch.keys.sorted() where !Self.methodKeys.contains(k) {
-                throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].\(k) is not a method key; allowed: \(Self.methodKeys.joined(separator: ", "))")
+                throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].\(PruneError.shown(k, limit: 40)) is not a method key; allowed: \(Self.methodKeys.joined(separator: ", "))")
             }
             named.append((name, patch))
         }
@@ -130,7 +131,7 @@ public struct Sweep: @unchecked Sendable {
             for (ratio, ratioPatch) in ratios {
                 for (i, (name, patch)) in named.enumerated() {
                     var j = Self.merge(Self.merge(base, patch), ratioPatch)
-                    let label = "sweep.methods[\(i)] ('\(name)') at ratio \(ratio)\(tune ? " with fine-tuning" : "")"
+                    let label = "sweep.methods[\(i)] ('\(PruneError.shown(name, limit: 40))') at ratio \(ratio)\(tune ? " with fine-tuning" : "")"
                     if tune {
                         guard j["fineTuner"]?.object != nil else {
                             throw PruneError(.invalidArgument, "recipe: \(label): sweep.fineTune holds true but no fineTuner is set in the recipe or the method")
@@ -177,10 +178,10 @@ public struct Sweep: @unchecked Sendable {
             throw PruneError(.invalidArgument, "recipe: \(label): the scheduler needs a 'type'")
         }
         guard let entry = plugins.schedulers.entries.first(where: { $0.name == st }) else {
-            throw PruneError(.unknownName, "recipe: \(label): scheduler.type = '\(st)' is not a registered scheduler plugin; registered: \(plugins.schedulers.names.joined(separator: ", "))")
+            throw PruneError(.unknownName, "recipe: \(label): scheduler.type = '\(PruneError.shown(st))' is not a registered scheduler plugin; registered: \(plugins.schedulers.names.joined(separator: ", "))")
         }
         guard entry.keys.contains(where: { $0.name == "ratio" }) else {
-            throw PruneError(.invalidArgument, "recipe: \(label): scheduler '\(st)' takes no 'ratio', so a sweep cannot set its sparsity")
+            throw PruneError(.invalidArgument, "recipe: \(label): scheduler '\(PruneError.shown(st))' takes no 'ratio', so a sweep cannot set its sparsity")
         }
         sched["ratio"] = .number(ratio)
         j["scheduler"] = .object(sched)

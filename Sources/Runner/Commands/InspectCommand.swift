@@ -14,7 +14,10 @@ enum InspectCommand {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, command: "inspect", valued: ["model"], flags: ["json"])
+        let a = try Arguments(args, command: "inspect", valued: ["model"], flags: ["json"], positionals: 0...1)
+        if a.string("model") != nil, let extra = a.positionals.first {
+            throw PruneError(.invalidArgument, "prune inspect: unexpected argument '\(PruneError.shown(extra))' after '--model'; give the model once: prune inspect MODEL.gguf [--json]")
+        }
         guard let path = a.string("model") ?? a.positionals.first else {
             throw PruneError(.invalidArgument, "prune inspect: give a model file, e.g. 'prune inspect models/SmolLM2-135M-Instruct.Q4_1.gguf'")
         }

@@ -4,7 +4,7 @@ import PruneFramework
 /// `prune run`, `prune validate`, `prune list`, `prune schema`.
 enum RecipeCommands {
     static func run(_ args: [String], plugins: PluginSet) throws {
-        let a = try Arguments(args, command: "run", valued: ["output-dir", "data-dir"], flags: ["from-cache"])
+        let a = try Arguments(args, command: "run", valued: ["output-dir", "data-dir"], flags: ["from-cache"], positionals: 0...1)
         guard let path = a.positionals.first else {
             throw PruneError(.invalidArgument, "prune run: give a recipe, e.g. 'prune run Examples/recipes/quickstart.json'")
         }
@@ -27,7 +27,7 @@ enum RecipeCommands {
     }
 
     static func validate(_ args: [String], plugins: PluginSet) throws {
-        let a = try Arguments(args, command: "validate", valued: [], flags: [])
+        let a = try Arguments(args, command: "validate", valued: [], flags: [], positionals: 0...1)
         guard let path = a.positionals.first else { throw PruneError(.invalidArgument, "prune validate: give a recipe file") }
         let recipe = try Recipe.load(path: path, plugins: plugins)
         if let sweep = recipe.sweep {

@@ -7,8 +7,9 @@ enum TokenizeCommand {
         let a = try Arguments(args, command: "tokenize", valued: ["model", "input", "ids-out"], flags: ["parse-special"])
         let model = try a.required("model"), input = try a.required("input"), out = try a.required("ids-out")
         let tokenizer = try ModelSource(path: model).tokenizer()
-        guard let data = FileManager.default.contents(atPath: input) else {
-            throw PruneError(.fileNotFound, "prune tokenize: input file '\(input)' cannot be read")
+        let data: Data
+        do { data = try RegularFile.read(input, what: "input file") } catch let e as PruneError {
+            throw PruneError(e.code, "prune tokenize: \(e.message)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw PruneError(.badFormat, "prune tokenize: input file '\(input)' is not valid UTF-8")

@@ -57,12 +57,13 @@ public final class Comparison {
 
     /// Checks every entry before any work: model, datasets, plan names.
     public func preflight() throws {
-        try PruneRun(recipe: recipe, recipePath: recipePath, dataDir: dataDir).preflight()
+        try PruneRun(recipe: recipe, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir).preflight()
         for e in sweep.entries {
-            do { try PruneRun(recipe: e.recipe, recipePath: recipePath, dataDir: dataDir).preflight() } catch let err as PruneError {
+            do { try PruneRun(recipe: e.recipe, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir).preflight() } catch let err as PruneError {
                 throw PruneError(err.code, "sweep entry '\(e.name)' at ratio \(e.ratio): \(err.message)")
             }
         }
+        try checkOutputDirectory()
     }
 
     /// The cache key of an entry: SHA-256 of the cache version, the model's hash and the resolved
@@ -182,7 +183,11 @@ public final class Comparison {
 
     /// A cached result, or nil; a cache file that no longer decodes is ignored (and recomputed).
     func cached(_ key: String) throws -> SweepResult? {
-        guard let data = FileManager.default.contents(atPath: cachePath(key)) else { return nil }
+        guard FileManager.default.fileExists(atPath: cachePath(key)) else { return nil }
+        guard let data = try? RegularFile.read(cachePath(key), what: "cache file", cap: 64 << 20) else {
+            log("  cache file \(cachePath(key)) is unreadable; recomputing it")
+            return nil
+        }
         guard let r = try? JSONDecoder().decode(SweepResult.self, from: data), r.key == key else {
             log("  cache file \(cachePath(key)) is unreadable; recomputing it")
             return nil

@@ -57,8 +57,11 @@ public final class PruneRun {
         } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
+        try MemoryBudget.check(config.f32Bytes, what: "recipe: model = '\(recipe.model)' loaded as f32 weights",
+                               fix: "this model is too large for this machine")
         try checkOutputType(source: source)
         try checkRoundTo(config)
+        try checkOutputDirectory()
     }
 
     func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {

@@ -67,12 +67,12 @@ public struct LoRAFineTuner: FineTuner {
         dropout = try c.number(.dropout, default: d.dropout, in: 0...1, openUpper: true)
         targets = try c.value(.targets, default: d.targets)
         for (i, t) in targets.enumerated() where !LoRASettings.targetNames.contains(t) {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "targets"))[\(i)] = '\(t)' is not allowed; choose from: \(LoRASettings.targetNames.joined(separator: ", "))")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "targets"))[\(i)] = '\(PruneError.shown(t))' is not allowed; choose from: \(LoRASettings.targetNames.joined(separator: ", "))")
         }
         if targets.isEmpty { throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "targets")) is empty; name at least one of: \(LoRASettings.targetNames.joined(separator: ", "))") }
         layers = try c.value(.layers, default: d.layers)
         if let l = layers, l.count != 2 || l[0] < 0 || l[1] < l[0] {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(l)' must be [first, last] with 0 ≤ first ≤ last")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(PruneError.shown("\(l)"))' must be [first, last] with 0 ≤ first ≤ last")
         }
         steps = try c.integer(.steps, default: d.steps, in: 1...1_000_000)
         batch = try c.integer(.batch, default: d.batch, in: 1...4096)

@@ -30,7 +30,7 @@ public struct DecoderGrouping: Grouping {
         let names: [String] = try c.value(.structures, default: ["kv-groups", "mlp-channels"])
         structures = try names.enumerated().map { i, s in
             guard let k = StructureKind(rawValue: s) else {
-                throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "structures"))[\(i)] = '\(s)' is not a structure; choose from: \(StructureKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "structures"))[\(i)] = '\(PruneError.shown(s))' is not a structure; choose from: \(StructureKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             return k
         }
@@ -39,7 +39,7 @@ public struct DecoderGrouping: Grouping {
         }
         layers = try c.value(.layers, default: nil as [Int]?)
         if let l = layers, l.count != 2 || l[0] < 0 || l[1] < l[0] {
-            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(l)' must be [first, last] with 0 ≤ first ≤ last")
+            throw PruneError(.invalidArgument, "recipe: \(jsonPath(c.codingPath, "layers")) = '\(PruneError.shown("\(l)"))' must be [first, last] with 0 ≤ first ≤ last")
         }
     }
 
