@@ -8,7 +8,7 @@ extension BPETokenizer {
     public convenience init(gguf f: GGUFFile) throws {
         let file = (f.path as NSString).lastPathComponent
         if let model = f["tokenizer.ggml.model"]?.string, model != "gpt2" {
-            throw PruneError(.unsupported, "GGUF file '\(file)': tokenizer.ggml.model '\(model)' is not supported; only byte-level BPE ('gpt2') is")
+            throw PruneError(.unsupported, "GGUF file '\(file)': tokenizer.ggml.model '\(ByteReader.shown(model))' is not supported; only byte-level BPE ('gpt2') is")
         }
         guard let tokens = f["tokenizer.ggml.tokens"]?.stringArray else {
             throw PruneError(.badFormat, "GGUF file '\(file)': metadata key 'tokenizer.ggml.tokens' is missing or not a string array")
@@ -18,7 +18,7 @@ extension BPETokenizer {
         }
         let pre = f["tokenizer.ggml.pre"]?.string ?? "gpt2"
         guard PreTokenizer.byName[pre] != nil else {
-            throw PruneError(.unsupported, "GGUF file '\(file)': 'tokenizer.ggml.pre' = '\(pre)' is not a supported pre-tokenizer; supported: \(PreTokenizer.byName.keys.sorted().joined(separator: ", "))")
+            throw PruneError(.unsupported, "GGUF file '\(file)': 'tokenizer.ggml.pre' = '\(ByteReader.shown(pre))' is not a supported pre-tokenizer; supported: \(PreTokenizer.byName.keys.sorted().joined(separator: ", "))")
         }
         do {
             try self.init(tokens: tokens, merges: merges, tokenTypes: f["tokenizer.ggml.token_type"]?.intArray,

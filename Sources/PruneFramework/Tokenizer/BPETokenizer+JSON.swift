@@ -13,6 +13,9 @@ extension BPETokenizer {
     public convenience init(tokenizerJSONPath path: String) throws {
         let data = try RegularFile.read(path, what: "tokenizer.json", cap: 256 << 20)
         let file = (path as NSString).lastPathComponent
+        // Parsed, the JSON takes about 16 bytes of memory per byte of text (Qwen2's 5 MB file: 88 MB).
+        try MemoryBudget.check(20 * data.count, what: "tokenizer.json '\(file)' (\(data.count) bytes) parsed",
+                               fix: "the file is corrupt, or too large for this machine")
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw PruneError(.badFormat, "tokenizer.json '\(file)': the file is not a JSON object; pass a Hugging Face tokenizer.json")
         }
@@ -20,7 +23,7 @@ extension BPETokenizer {
             throw PruneError(.badFormat, "tokenizer.json '\(file)': key 'model' is missing or not an object")
         }
         if let type = model["type"] as? String, type != "BPE" {
-            throw PruneError(.unsupported, "tokenizer.json '\(file)': model.type '\(type)' is not supported; only 'BPE' is")
+            throw PruneError(.unsupported, "tokenizer.json '\(file)': model.type '\(ByteReader.shown(type))' is not supported; only 'BPE' is")
         }
         var (tokens, types) = try Self.jsonVocabulary(model: model, added: root["added_tokens"], file: file)
         if types.allSatisfy({ $0 == 1 }) { types = [] }
@@ -52,7 +55,7 @@ extension BPETokenizer {
         var entries: [(String, Int, Int)] = []
         for (token, value) in vocab {
             guard let id = jsonInt(value), (0..<(1 << 24)).contains(id) else {
-                throw PruneError(.badFormat, "tokenizer.json '\(file)': model.vocab['\(token)'] = '\(value)' is not an id in [0, 16777216)")
+                throw PruneError(.badFormat, "tokenizer.json '\(file)': model.vocab['\(ByteReader.shown(token))'] = '\(ByteReader.shown("\(value)"))' is not an id in [0, 16777216)")
             }
             entries.append((token, id, 1))
         }
@@ -65,6 +68,14 @@ extension BPETokenizer {
             entries.append((content, id, special ? controlType : userDefinedType))
         }
         let size = (entries.map { $0.1 }.max() ?? -1) + 1
+        func hole(_ id: Int) -> PruneError {
+            PruneError(.badFormat, "tokenizer.json '\(file)': no token has id '\(id)' although ids go up to \(size - 1); ids must be contiguous")
+        }
+        // Ids beyond the number of entries leave a hole: found before allocating for the largest id.
+        guard size <= entries.count else {
+            let ids = Set(entries.map { $0.1 })
+            throw hole((0...entries.count).first { !ids.contains($0) } ?? 0)
+        }
         var tokens = [String?](repeating: nil, count: size)
         var types = [Int](repeating: 1, count: size)
         // Vocabulary first, then added tokens, so an added token overrides its vocabulary entry.
@@ -72,10 +83,10 @@ extension BPETokenizer {
             tokens[id] = token
             types[id] = type
         }
-        guard let hole = tokens.firstIndex(of: nil) else {
+        guard let missing = tokens.firstIndex(of: nil) else {
             return (tokens.compactMap { $0 }, types)
         }
-        throw PruneError(.badFormat, "tokenizer.json '\(file)': no token has id '\(hole)' although ids go up to \(size - 1); ids must be contiguous")
+        throw hole(missing)
     }
 
     /// An integer JSON value, or nil.
@@ -95,7 +106,7 @@ extension BPETokenizer {
             if let s = item as? String, let sep = s.utf8.dropFirst().firstIndex(of: 0x20) {
                 return (String(s[s.startIndex..<sep]), String(s[s.utf8.index(after: sep)...]))
             }
-            throw PruneError(.badFormat, "tokenizer.json '\(file)': model.merges[\(rank)] = '\(item)' is neither 'left right' nor [left, right]")
+            throw PruneError(.badFormat, "tokenizer.json '\(file)': model.merges[\(rank)] = '\(ByteReader.shown("\(item)"))' is neither 'left right' nor [left, right]")
         }
     }
 
@@ -126,9 +137,16 @@ extension BPETokenizer {
                 }
             }
         }
-        let shown = value.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
-            .map { String(decoding: $0, as: UTF8.self) } ?? "null"
-        throw PruneError(.unsupported, "tokenizer.json '\(file)': pre_tokenizer '\(shown.prefix(300))' is not supported; supported: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3 or Qwen2 regex), ByteLevel(use_regex: false)]")
+        // JSONSerialization traps on a value that is not an array or object (null, a string, a number).
+        let shown: String
+        if let v = value, JSONSerialization.isValidJSONObject(v), let data = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) {
+            shown = String(decoding: data.prefix(300), as: UTF8.self)
+        } else if let v = value, !(v is NSNull) {
+            shown = ByteReader.shown("\(v)")
+        } else {
+            shown = "null"
+        }
+        throw PruneError(.unsupported, "tokenizer.json '\(file)': pre_tokenizer '\(shown)' is not supported; supported: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3 or Qwen2 regex), ByteLevel(use_regex: false)]")
     }
 
     /// The `tokenizer_config.json` next to a `tokenizer.json`, or an empty object.

@@ -62,7 +62,7 @@ public final class BPETokenizer: Sendable {
             // As llama.cpp: the separator is the first space after the first byte.
             let u = m.utf8
             guard let sep = u.dropFirst().firstIndex(of: 0x20) else {
-                throw PruneError(.badFormat, "BPE tokenizer: merge \(rank) '\(m)' has no space between its two parts; write merges as 'left right'")
+                throw PruneError(.badFormat, "BPE tokenizer: merge \(rank) '\(ByteReader.shown(m))' has no space between its two parts; write merges as 'left right'")
             }
             pairs.append((String(m[m.startIndex..<sep]), String(m[u.index(after: sep)...])))
         }

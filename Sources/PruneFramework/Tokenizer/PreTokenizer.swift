@@ -49,7 +49,7 @@ struct PreTokenizer: Sendable, Equatable {
     static func named(_ name: String) throws -> PreTokenizer {
         guard let p = byName[name] else {
             let known = byName.keys.sorted().joined(separator: ", ")
-            throw PruneError(.unsupported, "BPE tokenizer: pre-tokenizer '\(name)' is not supported; supported: \(known)")
+            throw PruneError(.unsupported, "BPE tokenizer: pre-tokenizer '\(ByteReader.shown(name))' is not supported; supported: \(known)")
         }
         return p
     }

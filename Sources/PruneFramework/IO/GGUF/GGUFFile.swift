@@ -55,6 +55,9 @@ public final class GGUFFile: @unchecked Sendable {
     static let minTensorInfoBytes = 32
     /// The smallest key-value pair: empty key (8), type (4), one byte of value.
     static let minKeyValueBytes = 13
+    /// Bytes one array element takes in memory (a boxed `GGUFValue`), about 48 times what a u8 takes
+    /// in the file: arrays are checked against `MemoryBudget` before they are read.
+    static let valueBytesInMemory = 48
 
     /// Opens and memory-maps `path`, reading and checking its header, metadata and tensor table.
     public init(path: String) throws {
@@ -108,6 +111,7 @@ public final class GGUFFile: @unchecked Sendable {
     static func readMetadata(_ r: inout ByteReader, count: Int) throws -> ([(key: String, value: GGUFValue)], [String: Int]) {
         var meta: [(key: String, value: GGUFValue)] = []
         var keys: [String: Int] = [:]
+        var arrayElements = 0
         meta.reserveCapacity(count)
         for i in 0..<count {
             let at = r.offset
@@ -117,7 +121,7 @@ public final class GGUFFile: @unchecked Sendable {
                 throw PruneError(.badFormat, "\(r.source): duplicate metadata key '\(shown)' at byte offset \(at) (pair \(i)); each key may appear once")
             }
             let tag = try readTag(&r, "metadata '\(shown)'")
-            let value = try readValue(&r, tag, shown, depth: 0)
+            let value = try readValue(&r, tag, shown, depth: 0, arrayElements: &arrayElements)
             keys[key] = meta.count
             meta.append((key, value))
         }
@@ -135,7 +139,8 @@ public final class GGUFFile: @unchecked Sendable {
     }
 
     /// Reads one value of type `tag`; `key` (already made printable) names it in errors.
-    static func readValue(_ r: inout ByteReader, _ tag: GGUFValue.Tag, _ key: String, depth: Int) throws -> GGUFValue {
+    /// `arrayElements` counts the array elements read so far in the file.
+    static func readValue(_ r: inout ByteReader, _ tag: GGUFValue.Tag, _ key: String, depth: Int, arrayElements: inout Int) throws -> GGUFValue {
         switch tag {
         case .uint8: return .uint8(try r.read(UInt8.self, key))
         case .int8: return .int8(try r.read(Int8.self, key))
@@ -155,20 +160,27 @@ public final class GGUFFile: @unchecked Sendable {
             }
             return .bool(b == 1)
         case .string: return .string(try r.readString(key))
-        case .array: return try readArray(&r, key, depth: depth)
+        case .array: return try readArray(&r, key, depth: depth, arrayElements: &arrayElements)
         }
     }
 
-    /// Reads an array: element type, count (capped by the bytes left), elements.
-    static func readArray(_ r: inout ByteReader, _ key: String, depth: Int) throws -> GGUFValue {
+    /// Reads an array: element type, count (capped by the bytes left and, with the elements of the
+    /// arrays before it, by `MemoryBudget`), elements.
+    static func readArray(_ r: inout ByteReader, _ key: String, depth: Int, arrayElements: inout Int) throws -> GGUFValue {
         guard depth < maxNesting else {
             throw PruneError(.outOfRange, "\(r.source): metadata '\(key)' nests arrays deeper than \(maxNesting) levels at byte offset \(r.offset): the file is corrupt")
         }
         let et = try readTag(&r, "the elements of array '\(key)'")
+        let at = r.offset
         let count = try r.readCount("count of array '\(key)'", cap: Int.max, minItemBytes: et.minBytes)
+        // Counts are capped by the bytes left, so neither the sum nor the product can overflow.
+        arrayElements += count
+        try MemoryBudget.check(arrayElements * valueBytesInMemory,
+                               what: "\(r.source): metadata '\(key)' (an array of \(count) values, count at byte offset \(at))",
+                               fix: "the file is corrupt, or its metadata arrays are too large for this machine")
         var out: [GGUFValue] = []
         out.reserveCapacity(count)
-        for _ in 0..<count { out.append(try readValue(&r, et, key, depth: depth + 1)) }
+        for _ in 0..<count { out.append(try readValue(&r, et, key, depth: depth + 1, arrayElements: &arrayElements)) }
         return .array(out)
     }
 

@@ -41,7 +41,7 @@ public struct HFConfig: Codable, Sendable, Equatable {
             let raw = try decoder.container(keyedBy: AnyKey.self)
             let allowed = Set(CodingKeys.allCases.map(\.rawValue))
             if let k = raw.allKeys.first(where: { !allowed.contains($0.stringValue) }) {
-                throw PruneError(.badFormat, "config.json: unknown key 'prune_per_layer.\(k.stringValue)'; allowed: \(allowed.sorted().joined(separator: ", "))")
+                throw PruneError(.badFormat, "config.json: unknown key 'prune_per_layer.\(ByteReader.shown(k.stringValue))'; allowed: \(allowed.sorted().joined(separator: ", "))")
             }
             let c = try decoder.container(keyedBy: CodingKeys.self)
             numAttentionHeads = try c.decodeIfPresent([Int].self, forKey: .numAttentionHeads)
@@ -189,10 +189,10 @@ public struct HFConfig: Codable, Sendable, Equatable {
         func bad(_ what: String, _ code: PruneError.Code = .badFormat) -> PruneError { PruneError(code, "config.json: \(what)") }
         let architecture = try Architectures.forHF(architectures: architectures, modelType: modelType)
         if let t = modelType, t != architecture.hfModelType {
-            throw bad("model_type '\(t)' does not match architectures '\(architectures ?? [])' (expected '\(architecture.hfModelType)')", .unsupported)
+            throw bad("model_type '\(ByteReader.shown(t))' does not match architectures '\(ByteReader.shown("\(architectures ?? [])"))' (expected '\(architecture.hfModelType)')", .unsupported)
         }
         if let act = hiddenAct, act != "silu" {
-            throw bad("hidden_act '\(act)' is not supported; supported: silu", .unsupported)
+            throw bad("hidden_act '\(ByteReader.shown(act))' is not supported; supported: silu", .unsupported)
         }
         if (attentionBias ?? architecture.attentionBias) != architecture.attentionBias || mlpBias == true {
             throw bad("attention_bias = '\(attentionBias ?? false)', mlp_bias = '\(mlpBias ?? false)': \(architecture.hfArchitectures.first ?? architecture.name) "
@@ -260,6 +260,7 @@ public struct HFConfig: Codable, Sendable, Equatable {
             throw PruneError(.fileNotFound, "config.json '\(path)' does not exist; a Hugging Face model directory needs config.json next to its .safetensors files")
         }
         let data = try RegularFile.read(path, what: "config.json", cap: 16 << 20)
+        try JSONCheck.check(data, label: "config.json '\(path)'")
         do {
             self = try JSONDecoder().decode(HFConfig.self, from: data)
         } catch let e as PruneError {

@@ -63,6 +63,9 @@ public struct SafetensorsTensorInfo: Sendable, Equatable {
 public final class SafetensorsFile: @unchecked Sendable {
     /// The largest header accepted (the reference implementation's limit).
     public static let maxHeaderBytes = 100_000_000
+    /// Bytes of memory decoding takes per header byte (about 21 for a real header), checked
+    /// against `MemoryBudget` before decoding.
+    static let memoryPerHeaderByte = 24
 
     public let path: String
     /// Every tensor, in data-offset order.
@@ -91,6 +94,8 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard Int(n) <= data.count - 8 else {
             throw fail(.truncated, "header length '\(n)' at byte 0 runs past the end of the \(data.count)-byte file; the file is truncated or not safetensors")
         }
+        try MemoryBudget.check(Self.memoryPerHeaderByte * Int(n), what: "safetensors file '\(file)': decoding its \(n)-byte header",
+                               fix: "the file is corrupt, or its header is too large for this machine")
         let headerEnd = 8 + Int(n)
         let header = try Self.parseHeader(Data(UnsafeRawBufferPointer(rebasing: data[8..<headerEnd])), fail: fail)
         metadata = header.metadata
@@ -120,15 +125,15 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func read(_ info: SafetensorsTensorInfo, into out: UnsafeMutableBufferPointer<Float>) throws {
         let file = (path as NSString).lastPathComponent
         guard let dtype = info.dtype else {
-            throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(info.name)' has dtype '\(info.dtypeName)'; supported: F32, F16, BF16")
+            throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(ByteReader.shown(info.name))' has dtype '\(info.dtypeName)'; supported: F32, F16, BF16")
         }
         guard out.count == info.count else {
-            throw PruneError(.shapeMismatch, "safetensors file '\(file)': tensor '\(info.name)' has \(info.count) elements \(info.shape), the destination holds \(out.count)")
+            throw PruneError(.shapeMismatch, "safetensors file '\(file)': tensor '\(ByteReader.shown(info.name))' has \(info.count) elements \(info.shape), the destination holds \(out.count)")
         }
         let data = self.file.bytes
         guard info.range.lowerBound >= 0, info.range.upperBound <= data.count,
               info.range.count == info.count * dtype.size else {
-            throw PruneError(.invalidArgument, "safetensors file '\(file)': tensor info '\(info.name)' does not belong to this file")
+            throw PruneError(.invalidArgument, "safetensors file '\(file)': tensor info '\(ByteReader.shown(info.name))' does not belong to this file")
         }
         HalfFloat.decode(dtype, from: UnsafeRawBufferPointer(rebasing: data[info.range]), into: out)
     }
@@ -136,7 +141,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     private func lookup(_ name: String) throws -> SafetensorsTensorInfo {
         guard let i = index[name] else {
             let file = (path as NSString).lastPathComponent
-            throw PruneError(.unknownName, "safetensors file '\(file)': no tensor named '\(name)'; the file has \(tensors.count) tensors")
+            throw PruneError(.unknownName, "safetensors file '\(file)': no tensor named '\(ByteReader.shown(name))'; the file has \(tensors.count) tensors")
         }
         return tensors[i]
     }
@@ -179,7 +184,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             return try JSONDecoder().decode(Header.self, from: json)
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx),
                 let DecodingError.keyNotFound(_, ctx), let DecodingError.dataCorrupted(ctx) {
-            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            let path = ByteReader.shown(ctx.codingPath.map(\.stringValue).joined(separator: "."))
             if path.isEmpty {
                 throw fail(.badFormat, "header (bytes 8..<\(8 + json.count)) is not a valid JSON object: \(ctx.debugDescription)")
             }
@@ -195,15 +200,17 @@ public final class SafetensorsFile: @unchecked Sendable {
         var out: [SafetensorsTensorInfo] = []
         out.reserveCapacity(entries.count)
         let allowed = SafetensorsDType.formatSizes.keys.sorted().joined(separator: ", ")
-        for (name, e) in entries {
+        for (fullName, e) in entries {
+            // Names, dtypes and arrays are shown cut to about 100 characters.
+            let name = ByteReader.shown(fullName)
             guard let size = SafetensorsDType.formatSizes[e.dtype] else {
-                throw fail(.badFormat, "tensor '\(name)' has unknown dtype '\(e.dtype)'; allowed: \(allowed)")
+                throw fail(.badFormat, "tensor '\(name)' has unknown dtype '\(ByteReader.shown(e.dtype))'; allowed: \(allowed)")
             }
             guard e.shape.allSatisfy({ $0 >= 0 }), e.shape.count <= 8 else {
-                throw fail(.badFormat, "tensor '\(name)' has shape '\(e.shape)'; dimensions must be non-negative and at most 8")
+                throw fail(.badFormat, "tensor '\(name)' has shape '\(ByteReader.shown("\(e.shape)"))'; dimensions must be non-negative and at most 8")
             }
             guard e.data_offsets.count == 2 else {
-                throw fail(.badFormat, "tensor '\(name)' data_offsets '\(e.data_offsets)' must be [begin, end]")
+                throw fail(.badFormat, "tensor '\(name)' data_offsets '\(ByteReader.shown("\(e.data_offsets)"))' must be [begin, end]")
             }
             let b = e.data_offsets[0], en = e.data_offsets[1]
             guard b >= 0, b <= en, en <= dataCount else {
@@ -220,12 +227,12 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard en - b == bytes else {
                 throw fail(.shapeMismatch, "tensor '\(name)' data_offsets '[\(b), \(en)]' span \(en - b) bytes, but shape \(e.shape) of \(e.dtype) needs \(bytes)")
             }
-            out.append(SafetensorsTensorInfo(name: name, dtypeName: e.dtype, shape: e.shape,
+            out.append(SafetensorsTensorInfo(name: fullName, dtypeName: e.dtype, shape: e.shape,
                                              range: (dataStart + b)..<(dataStart + en)))
         }
         out.sort { ($0.range.lowerBound, $0.range.upperBound, $0.name) < ($1.range.lowerBound, $1.range.upperBound, $1.name) }
         for i in out.indices.dropFirst() where out[i].range.lowerBound < out[i - 1].range.upperBound {
-            throw fail(.badFormat, "tensors '\(out[i - 1].name)' and '\(out[i].name)' overlap at data offset \(out[i].range.lowerBound - dataStart)")
+            throw fail(.badFormat, "tensors '\(ByteReader.shown(out[i - 1].name))' and '\(ByteReader.shown(out[i].name))' overlap at data offset \(out[i].range.lowerBound - dataStart)")
         }
         return out
     }

@@ -70,7 +70,7 @@ extension Transformer {
         }
         let needed = Set(layout.map(\.name))
         if let (name, (file, info)) = byName.first(where: { !needed.contains($0.key) }) {
-            throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(info.name)' (\(name)) is not used by config.json (\(config.nLayers) layers); fix num_hidden_layers")
+            throw PruneError(.shapeMismatch, "safetensors file '\((file.path as NSString).lastPathComponent)': tensor '\(ByteReader.shown(info.name))' (\(name)) is not used by config.json (\(config.nLayers) layers); fix num_hidden_layers")
         }
         return pending
     }
@@ -142,8 +142,10 @@ extension Transformer {
         }
         var seen = Set<String>(), out: [String] = []
         for file in index.weight_map.values.sorted() where seen.insert(file).inserted {
-            guard !file.contains("/"), file != "..", !file.isEmpty else {
-                throw PruneError(.badFormat, "'\(indexPath)': weight_map file '\(file)' must be a plain file name in the same directory")
+            // 255 bytes: the longest file name (NAME_MAX); a NUL would cut the path short.
+            guard !file.contains("/"), file != "..", !file.isEmpty, file.utf8.count <= 255,
+                  !file.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw PruneError(.badFormat, "'\(indexPath)': weight_map file '\(ByteReader.shown(file))' must be a plain file name (at most 255 bytes, no control characters) in the same directory")
             }
             out.append(file)
         }
@@ -160,11 +162,11 @@ extension Transformer {
             for t in f.tensors {
                 if t.name.hasSuffix("rotary_emb.inv_freq") { continue }  // recomputed from rope_theta
                 guard let name = HFNames.canonical(hf: t.name, architecture: architecture) else {
-                    throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(t.name)' is not part of a \(architecture.hfArchitectures.first ?? architecture.name) model (extra weights are not supported)")
+                    throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(ByteReader.shown(t.name))' is not part of a \(architecture.hfArchitectures.first ?? architecture.name) model (extra weights are not supported)")
                 }
                 if name == TensorNames.output && config.tiedEmbeddings { continue }  // tied: the embedding is the head
                 if let (other, _) = out[name] {
-                    throw PruneError(.badFormat, "tensor '\(t.name)' appears in both '\((other.path as NSString).lastPathComponent)' and '\(file)'; remove one copy")
+                    throw PruneError(.badFormat, "tensor '\(ByteReader.shown(t.name))' appears in both '\((other.path as NSString).lastPathComponent)' and '\(file)'; remove one copy")
                 }
                 out[name] = (f, t)
             }

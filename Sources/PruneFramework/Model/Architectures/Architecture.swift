@@ -133,7 +133,7 @@ public enum Architectures {
         if architectures == nil && modelType == nil { return try named(LlamaArchitecture().name) }
         let byName = architectures.flatMap { names in all.first { a in names.contains { a.hfArchitectures.contains($0) } } }
         if let a = byName ?? modelType.flatMap({ t in all.first { $0.hfModelType == t } }) { return a }
-        let what = architectures.map { "architectures '\($0)'" } ?? modelType.map { "model_type '\($0)'" } ?? "no 'architectures' or 'model_type'"
+        let what = architectures.map { "architectures '\(ByteReader.shown("\($0)"))'" } ?? modelType.map { "model_type '\(ByteReader.shown($0))'" } ?? "no 'architectures' or 'model_type'"
         throw PruneError(.unsupported, "config.json: \(what) is not supported; supported: \(all.flatMap(\.hfArchitectures).joined(separator: ", "))")
     }
 }
