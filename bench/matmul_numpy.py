@@ -6,9 +6,13 @@ Forms (FLOPs 2·m·n·k each): xwt  Y = X·Wᵀ  (x @ w.T, X m×k, W n×k)
                             dytx dW = dYᵀ·X (dy.T @ x)
 Each case runs back to back for at least --min-seconds (and 3 calls); the best call is reported.
 Output: a JSON array of {"m", "n", "k", "op", "gflops", "seconds"}.
+With --info, prints instead one line naming the BLAS numpy runs (from threadpoolctl: library, version,
+core type, threads) and exits; run it with the same environment as the timed run, since
+OPENBLAS_CORETYPE and friends pick the kernels.
 """
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -33,12 +37,32 @@ def case(op, m, n, k, rng):
     return lambda: np.matmul(dy.T, x, out=out)
 
 
+def info():
+    """One line: which BLAS numpy runs, which kernels (OpenBLAS core type), how many threads."""
+    pinned = " ".join(f"{v}={os.environ[v]}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ)
+    line = f"numpy {np.__version__}"
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return line + ": BLAS unknown (threadpoolctl not installed; pip install threadpoolctl)"
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        return line + ": no BLAS found by threadpoolctl"
+    parts = [f"{i.get('internal_api')} {i.get('version')}, core type {i.get('architecture', '?')}, "
+             f"{i.get('num_threads')} threads ({i.get('threading_layer', '?')})" for i in blas]
+    return line + ": " + "; ".join(parts) + (f"; env {pinned}" if pinned else "; OPENBLAS_CORETYPE/L2_SIZE unset")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--min-seconds", type=float, default=0.3)
     ap.add_argument("--ms", default=",".join(map(str, MS)), help="comma-separated M values")
     ap.add_argument("--ops", default=",".join(OPS))
+    ap.add_argument("--info", action="store_true", help="print the BLAS library and kernels numpy uses, and exit")
     args = ap.parse_args()
+    if args.info:
+        print(info())
+        return
     ms = [int(s) for s in args.ms.split(",") if s]
     ops = [s for s in args.ops.split(",") if s]
     rng = np.random.default_rng(1)
