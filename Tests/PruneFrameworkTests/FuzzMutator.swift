@@ -1,22 +1,17 @@
 import Foundation
+@testable import PruneFramework
 
 // Mutators for `ModelFuzzTests`: a seeded generator, byte helpers, and a map of the fields of a
 // valid GGUF file with the mutations it guides (JSON mutations are in FuzzJSON.swift). Every
 // mutation returns a one-line label, so a failing case names what was done to its input.
 
-/// SplitMix64 (Steele, Lea and Flood 2014): one generator per fuzz case, so any case replays alone.
+/// A seeded generator (the package's SplitMix64): one per fuzz case, so any case replays alone.
 struct ModelFuzzRandom {
-    private(set) var state: UInt64
+    private var source: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { source = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { source.next() }
 
     /// A number in 0..<n (n > 0).
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }

@@ -93,19 +93,13 @@ extension RecipeFuzzTests {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood 2014): a small seeded generator, so a failing case replays.
+/// A seeded generator (the package's SplitMix64), so a failing case replays.
 struct FuzzRandom {
-    var state: UInt64
+    private var source: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { source = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { source.next() }
 
     /// A number in 0..<n (n > 0).
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }

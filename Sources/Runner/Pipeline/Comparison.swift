@@ -103,16 +103,7 @@ public final class Comparison {
     @discardableResult
     public func run() throws -> [SweepResult] {
         try preflight()
-        let directory = RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model])
-        try directory.begin()
-        do {
-            let rows = try runEntries()
-            try directory.finish(files: Self.tableFiles)
-            return rows
-        } catch {
-            directory.fail(error)
-            throw error
-        }
+        return try RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model]).run(runEntries, files: { _ in Self.tableFiles })
     }
 
     static let tableFiles = ["comparison.md", "comparison.csv", "comparison.json", "ppl_vs_sparsity.svg", "accuracy_vs_sparsity.svg"]

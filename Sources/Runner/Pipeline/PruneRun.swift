@@ -95,16 +95,7 @@ public final class PruneRun {
     @discardableResult
     public func run() throws -> RunReport {
         try preflight()
-        let directory = RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model])
-        try directory.begin()
-        do {
-            let report = try runStages()
-            try directory.finish(files: report.outputs)
-            return report
-        } catch {
-            directory.fail(error)
-            throw error
-        }
+        return try RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model]).run(runStages, files: \.outputs)
     }
 
     /// Load, evaluate, calibrate, prune, fine-tune, export, evaluate, report.

@@ -54,6 +54,20 @@ final class RunDirectory {
         Self.lock.withLock { Self.active.append(self) }
     }
 
+    /// Runs `body` as the directory's run: `begin()`, then `finish` with the files `files` names
+    /// from its result, or `fail` when it throws.
+    func run<T>(_ body: () throws -> T, files: (T) -> [String]) throws -> T {
+        try begin()
+        do {
+            let result = try body()
+            try finish(files: files(result))
+            return result
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
     /// Marks the run finished with the files it wrote (relative paths); `run.json` is written last.
     func finish(files: [String]) throws {
         state.status = "finished"
