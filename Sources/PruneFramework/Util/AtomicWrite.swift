@@ -17,10 +17,9 @@ public func writeAtomically(_ data: Data, to path: String) throws {
 /// `TemporaryFiles.removeStale(in:)` when the process was killed.
 public func writeAtomically(chunks: [Data], to path: String) throws {
     let tmp = TemporaryFiles.path(for: path)
-    TemporaryFiles.register(tmp)
     defer { TemporaryFiles.unregister(tmp) }
     do {
-        try writeInChunks(chunks, to: tmp)
+        try writeInChunks(chunks, to: tmp, create: TemporaryFiles.create)
         // rename(2) replaces an existing file atomically.
         guard rename(tmp, path) == 0 else {
             throw PruneError(.io, "cannot write '\(path)': rename from the temporary file failed (\(String(cString: strerror(errno))))")
@@ -37,8 +36,9 @@ public func writeAtomically(chunks: [Data], to path: String) throws {
 /// Writes `chunks` to a new file at `path`, at most 1 GiB per call, and flushes it to disk.
 /// `Data.write(to:)` left a 2.85 GB GGUF with a corrupt stretch past the 2 GiB mark (one write(2)
 /// moves at most 0x7ffff000 bytes on Linux), while writes through a FileHandle of any size came out whole.
-func writeInChunks(_ chunks: [Data], to path: String, chunk: Int = 1 << 30) throws {
-    guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+func writeInChunks(_ chunks: [Data], to path: String, chunk: Int = 1 << 30,
+                   create: (String) -> Bool = { FileManager.default.createFile(atPath: $0, contents: nil) }) throws {
+    guard create(path), let handle = FileHandle(forWritingAtPath: path) else {
         throw PruneError(.io, "cannot create '\(path)'; check that its directory exists and is writable")
     }
     do {
@@ -60,7 +60,8 @@ func writeInChunks(_ chunks: [Data], to path: String, chunk: Int = 1 << 30) thro
 
 /// The temporary files of atomic writes in progress in this process.
 public enum TemporaryFiles {
-    private static let lock = NSLock()
+    /// Recursive: the interrupting thread, which keeps it, still writes run.json.
+    private static let lock = NSRecursiveLock()
     nonisolated(unsafe) private static var live: Set<String> = []
 
     /// The temporary file an atomic write of `path` goes through: `.NAME.tmp-PID` beside it.
@@ -69,13 +70,24 @@ public enum TemporaryFiles {
         return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
     }
 
-    static func register(_ path: String) { lock.withLock { _ = live.insert(path) } }
+    /// Creates the (empty) temporary file `path` and registers it, both under the lock that
+    /// `removeAll` takes, so no file is created after an interruption removed the others.
+    static func create(_ path: String) -> Bool {
+        lock.withLock {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { return false }
+            live.insert(path)
+            return true
+        }
+    }
+
     static func unregister(_ path: String) { lock.withLock { _ = live.remove(path) } }
 
-    /// Removes every temporary file of a write in progress (an interrupted process calls this
-    /// before it exits).
+    /// Removes every temporary file of a write in progress; an interrupted process calls this just
+    /// before it exits. It keeps the lock, so a writer on another thread that would create a
+    /// temporary file waits until the process has exited; the calling thread may still write.
     public static func removeAll() {
-        for p in lock.withLock({ live }) { unlink(p) }
+        lock.lock()
+        for p in live { unlink(p) }
     }
 
     /// Removes the temporary files of killed processes in `dir`: `.NAME.tmp-PID` whose process no

@@ -20,7 +20,7 @@ public enum Interruption {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
-                TemporaryFiles.removeAll()
+                TemporaryFiles.removeAll()  // keeps other threads from starting a new file
                 RunDirectory.interruptAll(signal: sig)
                 FileHandle.standardError.write(Data("\nprune: stopped by signal \(sig); the output directory's run.json says 'interrupted'\n".utf8))
                 exit(128 + sig)
