@@ -145,5 +145,31 @@ public final class PackedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Packs an n×k matrix read `rows` at a time (chunks of about 1M values, whole panels each), so
+    /// the f32 matrix never exists whole: `read(r, buf)` writes rows r, row-major, to buf.
+    public convenience init(n: Int, k: Int, rows read: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) rethrows {
+        self.init(n: n, k: k, backend: Matmul.bestBackend)
+        let nr = prune_mm_panel_width(backend)
+        let step = max(1, (1 << 20) / max(k * nr, 1)) * nr
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(step, n) * k))
+        defer { buf.deallocate() }
+        for r0 in stride(from: 0, to: n, by: step) where k > 0 {
+            let r1 = min(r0 + step, n)
+            try read(r0..<r1, buf)
+            prune_mm_run(PRUNE_MM_OP_PACK, backend, Int32(Matmul.parts(m: 4, n: r1 - r0, k: k)), panels + r0 * k, nil, buf, 0, r1 - r0, k, 0)
+        }
+    }
+
+    /// Allocates the panels of an n×k matrix (zeroed when nothing packs into them).
+    private init(n: Int, k: Int, backend: Int32) {
+        precondition(n >= 0 && k >= 0, "PackedMatrix: negative size n=\(n) k=\(k)")
+        self.n = n
+        self.k = k
+        self.backend = backend
+        let count = max(16, prune_mm_packed_count(backend, n, k))
+        panels = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
+    }
+
     deinit { UnsafeMutableRawPointer(panels).deallocate() }
 }

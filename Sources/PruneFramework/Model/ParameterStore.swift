@@ -1,24 +1,57 @@
-/// One contiguous f32 buffer holding every parameter of a model, with named row-major views.
+import Foundation
+
+/// The f32 parameters of a model, by name, row-major.
 ///
-/// A gradient buffer made with `ParameterStore(layoutOf:)` has the same layout, so optimisers and
-/// criteria walk parameters and gradients with the same offsets.
+/// A store is either *resident*: one contiguous buffer holding every parameter (a gradient buffer
+/// made with `ParameterStore(layoutOf:)` has the same layout, so optimisers walk parameters and
+/// gradients with the same offsets), or *lazy*: each tensor is read on demand from its
+/// `TensorSource` (a memory-mapped GGUF tensor dequantised row by row, or a cut of another
+/// model's tensor) and holds no memory until `pointer`/`view` materialises it.
+///
+/// In a lazy store, `withValues` and `readRows` read without keeping anything, and `release()`
+/// frees the materialised tensors that were not changed. Writers follow the store's contract:
+/// change weights through `pointer`/`view`, then call `markModified()`, which makes every
+/// materialised tensor of a lazy store its own copy (never released, never re-read).
 public final class ParameterStore: @unchecked Sendable {
-    /// Where one named parameter lives in the buffer.
+    /// Where one named parameter lives in the (possibly virtual) contiguous layout.
     public struct Entry: Sendable, Equatable {
         public let name: String
         public let shape: [Int]
         public let offset: Int
         public var count: Int { shape.reduce(1, *) }
+        /// Values per row: the last dimension (a vector is one row).
+        public var rowWidth: Int { shape.count >= 2 ? shape[shape.count - 1] : count }
+        public var rowCount: Int { rowWidth == 0 ? 0 : count / rowWidth }
     }
 
     public private(set) var entries: [Entry] = []
     private var index: [String: Int] = [:]
-    public let buffer: UnsafeMutableBufferPointer<Float>
+    private let contiguous: UnsafeMutableBufferPointer<Float>?
+    private var lazy: [LazyTensor] = []
+    private let lock = NSLock()
     /// Bumped whenever weights change through `markModified()`; caches of packed weights compare it.
     public private(set) var version = 0
 
-    /// Allocates a zeroed buffer for the given (name, shape) list, in that order.
+    /// Allocates a zeroed resident buffer for the given (name, shape) list, in that order.
     public init(layout: [(name: String, shape: [Int])]) {
+        let total = Self.place(layout, &entries, &index)
+        contiguous = .allocate(capacity: max(total, 1))
+        contiguous!.initialize(repeating: 0)
+    }
+
+    /// A lazy store: each tensor is read from its source when needed.
+    public init(lazy layout: [(name: String, shape: [Int], source: TensorSource)]) {
+        _ = Self.place(layout.map { ($0.name, $0.shape) }, &entries, &index)
+        contiguous = nil
+        lazy = layout.map { LazyTensor(source: $0.source) }
+    }
+
+    /// A zeroed resident store with the same names, shapes and offsets (a gradient buffer).
+    public convenience init(layoutOf other: ParameterStore) {
+        self.init(layout: other.entries.map { ($0.name, $0.shape) })
+    }
+
+    private static func place(_ layout: [(name: String, shape: [Int])], _ entries: inout [Entry], _ index: inout [String: Int]) -> Int {
         var offset = 0
         for (name, shape) in layout {
             precondition(index[name] == nil, "ParameterStore: duplicate parameter \(name)")
@@ -26,16 +59,22 @@ public final class ParameterStore: @unchecked Sendable {
             entries.append(Entry(name: name, shape: shape, offset: offset))
             offset += shape.reduce(1, *)
         }
-        buffer = .allocate(capacity: max(offset, 1))
-        buffer.initialize(repeating: 0)
+        return offset
     }
 
-    /// A zeroed store with the same names, shapes and offsets (a gradient buffer).
-    public convenience init(layoutOf other: ParameterStore) {
-        self.init(layout: other.entries.map { ($0.name, $0.shape) })
+    deinit {
+        contiguous?.deallocate()
+        for t in lazy { t.values?.deallocate() }
     }
 
-    deinit { buffer.deallocate() }
+    /// Whether tensors are read on demand (see the type's documentation).
+    public var isLazy: Bool { contiguous == nil }
+
+    /// The contiguous buffer of a resident store (a lazy store has none: a programmer error).
+    public var buffer: UnsafeMutableBufferPointer<Float> {
+        guard let contiguous else { preconditionFailure("ParameterStore: a lazy store has no contiguous buffer") }
+        return contiguous
+    }
 
     public var totalCount: Int { entries.last.map { $0.offset + $0.count } ?? 0 }
 
@@ -43,24 +82,107 @@ public final class ParameterStore: @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { index[name] != nil }
 
-    /// A pointer to the first element of a parameter; the name must exist (programmer error otherwise).
-    public func pointer(_ name: String) -> UnsafeMutablePointer<Float> {
+    private func position(_ name: String) -> Int {
         guard let i = index[name] else { preconditionFailure("ParameterStore: no parameter named \(name)") }
-        return buffer.baseAddress! + entries[i].offset
+        return i
     }
 
-    /// A view of one parameter as a buffer.
+    /// A pointer to the first element of a parameter; the name must exist (programmer error
+    /// otherwise). In a lazy store this materialises the tensor until `release()`.
+    public func pointer(_ name: String) -> UnsafeMutablePointer<Float> {
+        let i = position(name)
+        if let contiguous { return contiguous.baseAddress! + entries[i].offset }
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = lazy[i].values { return p }
+        let e = entries[i]
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(e.count, 1))
+        do { try lazy[i].source(0..<e.rowCount, p) } catch {
+            preconditionFailure("ParameterStore: cannot read tensor '\(name)' (its file changed after it was checked?): \(error)")
+        }
+        lazy[i].values = p
+        return p
+    }
+
+    /// A view of one parameter as a buffer (materialised in a lazy store, as `pointer`).
     public func view(_ name: String) -> UnsafeMutableBufferPointer<Float> {
-        guard let i = index[name] else { preconditionFailure("ParameterStore: no parameter named \(name)") }
-        return UnsafeMutableBufferPointer(start: buffer.baseAddress! + entries[i].offset, count: entries[i].count)
+        UnsafeMutableBufferPointer(start: pointer(name), count: entries[position(name)].count)
+    }
+
+    /// Calls `body` with the parameter's values without keeping them: a lazy tensor that is not
+    /// materialised is read into a temporary buffer freed afterwards.
+    public func withValues<R>(_ name: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        let i = position(name), e = entries[i]
+        if let p = resident(i) { return try body(UnsafeBufferPointer(start: p, count: e.count)) }
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(e.count, 1))
+        defer { tmp.deallocate() }
+        do { try lazy[i].source(0..<e.rowCount, tmp) } catch {
+            preconditionFailure("ParameterStore: cannot read tensor '\(name)' (its file changed after it was checked?): \(error)")
+        }
+        return try body(UnsafeBufferPointer(start: tmp, count: e.count))
+    }
+
+    /// Copies rows `rows` of a parameter (row-major, `Entry.rowWidth` values each) into `into`.
+    public func readRows(_ name: String, _ rows: Range<Int>, into: UnsafeMutablePointer<Float>) throws {
+        let i = position(name), e = entries[i]
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= e.rowCount, "ParameterStore: rows \(rows) of '\(name)' out of range")
+        if let p = resident(i) {
+            into.update(from: p + rows.lowerBound * e.rowWidth, count: rows.count * e.rowWidth)
+        } else {
+            try lazy[i].source(rows, into)
+        }
+    }
+
+    /// The tensor's values if they are in memory (resident store, or materialised).
+    private func resident(_ i: Int) -> UnsafeMutablePointer<Float>? {
+        if let contiguous { return contiguous.baseAddress! + entries[i].offset }
+        return lock.withLock { lazy[i].values }
     }
 
     /// A copy of one parameter as a Tensor.
     public func tensor(_ name: String) -> Tensor? {
         guard let e = entry(name) else { return nil }
-        return Tensor(shape: e.shape, data: Array(view(name)))
+        return withValues(name) { Tensor(shape: e.shape, data: Array($0)) }
     }
 
-    /// Records that weights were changed in place, invalidating packed caches.
-    public func markModified() { version += 1 }
+    /// Records that weights were changed in place, invalidating packed caches. In a lazy store,
+    /// every materialised tensor becomes the store's own (it may have been written).
+    public func markModified() {
+        version += 1
+        lock.withLock { for i in lazy.indices where lazy[i].values != nil { lazy[i].owned = true } }
+    }
+
+    /// Frees the materialised tensors of a lazy store that were not modified (they are read again
+    /// from their sources when needed); returns the bytes freed. Call it only where no pointer
+    /// from `pointer`/`view` is still in use.
+    @discardableResult
+    public func release() -> Int {
+        lock.withLock {
+            var freed = 0
+            for i in lazy.indices where !lazy[i].owned {
+                guard let p = lazy[i].values else { continue }
+                p.deallocate()
+                lazy[i].values = nil
+                freed += entries[i].count * 4
+            }
+            return freed
+        }
+    }
+
+    /// Bytes of f32 values held in memory (the whole buffer of a resident store).
+    public var residentBytes: Int {
+        if contiguous != nil { return totalCount * 4 }
+        return lock.withLock { lazy.indices.reduce(0) { $0 + (lazy[$1].values == nil ? 0 : entries[$1].count * 4) } }
+    }
+}
+
+/// Writes rows `rows` of a tensor, row-major f32, to `into` (rows.count × row width values).
+public typealias TensorSource = @Sendable (_ rows: Range<Int>, _ into: UnsafeMutablePointer<Float>) throws -> Void
+
+/// One tensor of a lazy store: where it is read from, and its values once materialised.
+private struct LazyTensor {
+    let source: TensorSource
+    var values: UnsafeMutablePointer<Float>?
+    /// Modified in place (see `markModified`): kept by `release()`.
+    var owned = false
 }

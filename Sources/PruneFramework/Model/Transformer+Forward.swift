@@ -22,10 +22,7 @@ extension Transformer {
         let c = config, D = c.hiddenSize, N = B * T
         let startPos = cache?.length ?? 0
         var x = [Float](repeating: 0, count: N * D)
-        let emb = params.pointer(TensorNames.tokenEmbedding)
-        x.withUnsafeMutableBufferPointer { xb in
-            for r in 0..<N { (xb.baseAddress! + r * D).update(from: emb + Int(tokens[r]) * D, count: D) }
-        }
+        x.withUnsafeMutableBufferPointer { embed(tokens, into: $0.baseAddress!) }
         let table = ropeTables(upTo: startPos + T)
         for l in 0..<c.nLayers {
             x.withUnsafeMutableBufferPointer { xb in
@@ -110,14 +107,11 @@ extension Transformer {
         let D = config.hiddenSize
         let batch = max(1, 1024 / T)
         let chunks = stride(from: 0, to: sequences.count, by: batch).map { $0..<min($0 + batch, sequences.count) }
-        let emb = params.pointer(TensorNames.tokenEmbedding)
         var streams = try chunks.map { r -> [Float] in
             let tokens = Array(sequences[r].joined())
             try checkTokens(tokens, batch: r.count, seqLen: T, cache: nil)
             var x = [Float](repeating: 0, count: tokens.count * D)
-            x.withUnsafeMutableBufferPointer { xb in
-                for (i, t) in tokens.enumerated() { (xb.baseAddress! + i * D).update(from: emb + Int(t) * D, count: D) }
-            }
+            x.withUnsafeMutableBufferPointer { embed(tokens, into: $0.baseAddress!) }
             return x
         }
         let table = ropeTables(upTo: T)

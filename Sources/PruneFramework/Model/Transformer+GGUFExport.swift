@@ -105,7 +105,7 @@ extension Transformer {
             w.set(key, value)
         }
         for (i, (tensorName, shape)) in layout.enumerated() {
-            var data = Array(params.view(tensorName))
+            var data = params.withValues(tensorName) { Array($0) }
             // A value beyond f16's range would become inf: keep that tensor in f32.
             if choices[i].type == .f16 && !data.withUnsafeBufferPointer(HalfFloat.fits) { choices[i] = TensorTypeChoice(.f32, replaced: .f16) }
             data.withUnsafeMutableBufferPointer {

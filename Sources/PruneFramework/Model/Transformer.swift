@@ -9,6 +9,7 @@ public final class Transformer: @unchecked Sendable {
     public let params: ParameterStore
     private var packedCache: [String: PackedMatrix] = [:]
     private var packedVersion = -1
+    private var packedBytes = 0
     private var rope: RoPETable
     private let lock = NSLock()
 
@@ -42,23 +43,47 @@ public final class Transformer: @unchecked Sendable {
         try self.init(config: config, params: store)
     }
 
+    /// The same model with every weight read into one resident store (the whole-model path: a
+    /// gradient buffer, tests comparing it with the lazy path).
+    public func residentCopy() throws -> Transformer {
+        let store = ParameterStore(layout: params.entries.map { ($0.name, $0.shape) })
+        for e in params.entries where e.rowCount > 0 { try params.readRows(e.name, 0..<e.rowCount, into: store.pointer(e.name)) }
+        return try Transformer(config: config, params: store)
+    }
+
     /// Number of parameters, counting the tied output head once.
     public var parameterCount: Int { params.totalCount }
 
     // MARK: - Packed weights
 
-    /// The packed form of a linear weight, built on first use for the current parameter version.
+    /// Bytes of packed weights kept between uses; a matrix that would exceed it is packed for its
+    /// use and freed. The default keeps a 135M–0.5B model packed whole and bounds a large one.
+    public var packedBudget = Transformer.defaultPackedBudget
+
+    /// 1 GiB, or a sixth of physical memory when that is less.
+    public static var defaultPackedBudget: Int { min(1 << 30, MemoryBudget.physicalBytes / 6) }
+
+    /// The packed form of a linear weight for the current parameter version: from the cache, or
+    /// packed now (read transiently from a lazy store) and kept while the budget allows.
     func packed(_ name: String) -> PackedMatrix {
         lock.lock()
         defer { lock.unlock() }
         if packedVersion != params.version {
             packedCache.removeAll()
+            packedBytes = 0
             packedVersion = params.version
         }
         if let p = packedCache[name] { return p }
         guard let e = params.entry(name), e.shape.count == 2 else { preconditionFailure("no matrix \(name)") }
-        let p = PackedMatrix(params.pointer(name), n: e.shape[0], k: e.shape[1])
-        packedCache[name] = p
+        let p = PackedMatrix(n: e.shape[0], k: e.shape[1]) { rows, buf in
+            do { try params.readRows(name, rows, into: buf) } catch {
+                preconditionFailure("Transformer: cannot read tensor '\(name)': \(error)")
+            }
+        }
+        if packedBytes + e.count * 4 <= packedBudget {
+            packedCache[name] = p
+            packedBytes += e.count * 4
+        }
         return p
     }
 
@@ -66,7 +91,18 @@ public final class Transformer: @unchecked Sendable {
     public func releasePackedWeights() {
         lock.lock()
         packedCache.removeAll()
+        packedBytes = 0
         lock.unlock()
+    }
+
+    /// Writes the embedding rows of `tokens` into x (tokens.count × hiddenSize).
+    func embed(_ tokens: some Collection<Int32>, into x: UnsafeMutablePointer<Float>) {
+        let D = config.hiddenSize
+        for (r, t) in tokens.enumerated() {
+            do { try params.readRows(TensorNames.tokenEmbedding, Int(t)..<(Int(t) + 1), into: x + r * D) } catch {
+                preconditionFailure("Transformer: cannot read embedding row \(t): \(error)")
+            }
+        }
     }
 
     var outputWeightName: String { config.tiedEmbeddings ? TensorNames.tokenEmbedding : TensorNames.output }

@@ -38,49 +38,83 @@ public enum Surgery {
     }
 
     /// A new, smaller model without the plan's units. Keeps head_dim; widths may differ per layer.
+    ///
+    /// From a lazy model the result is lazy too: each tensor is cut from the model's tensor when it
+    /// is read, so pruning holds no second copy of the weights. From a resident model the cut
+    /// tensors are copied into a new resident store.
     public static func apply(_ plan: PruningPlan, groups: [PruneGroup], to model: Transformer) throws -> Transformer {
         let cut = try cuts(plan, groups, model.config)
         let keptLayers = (0..<model.config.nLayers).filter { !cut.droppedLayers.contains($0) }
         let c = try cut.config.keeping(layers: keptLayers)
-        // Map each new tensor name to its source name (layers renumbered after dropped blocks).
-        var source: [String: String] = [:]
-        for (name, _) in TensorNames.layout(for: c) {
-            if case let (n?, role)? = TensorNames.parse(name) {
-                source[name] = TensorNames.name(role, keptLayers[n])
-            } else {
-                source[name] = name
-            }
+        let params = model.params
+        let kept = try TensorNames.layout(for: c).map { name, shape -> (String, [Int], Kept) in
+            // Layers are renumbered after dropped blocks.
+            var src = name
+            if case let (n?, role)? = TensorNames.parse(name) { src = TensorNames.name(role, keptLayers[n]) }
+            guard let se = params.entry(src) else { throw PruneError(.badFormat, "surgery: no source tensor for '\(name)'") }
+            return (name, shape, try Kept(src, se.shape, keeping: cut, shape: shape))
         }
-        let store = ParameterStore(layout: TensorNames.layout(for: c))
-        for e in store.entries {
-            guard let src = source[e.name], let se = model.params.entry(src) else {
-                throw PruneError(.badFormat, "surgery: no source tensor for '\(e.name)'")
-            }
-            try copy(src, se.shape, from: model.params, keeping: cut, to: store.pointer(e.name), shape: e.shape)
+        if params.isLazy {
+            return try Transformer(config: c, params: ParameterStore(lazy: kept.map { name, shape, k in
+                (name, shape, { rows, into in try k.read(rows, from: params, into: into) })
+            }))
+        }
+        let store = ParameterStore(layout: kept.map { ($0.0, $0.1) })
+        for (name, _, k) in kept {
+            try k.read(0..<k.rows.count, from: params, into: store.pointer(name))
         }
         return try Transformer(config: c, params: store)
     }
 
-    /// Copies the rows and columns of `src` that `cut` keeps into `to`, row-major.
-    static func copy(_ src: String, _ srcShape: [Int], from params: ParameterStore, keeping cut: Cuts,
-                     to: UnsafeMutablePointer<Float>, shape: [Int]) throws {
-        let rows = (0..<srcShape[0]).filter { !(cut.rows[src]?.contains($0) ?? false) }
-        let cols = srcShape.count == 2 ? (0..<srcShape[1]).filter { !(cut.cols[src]?.contains($0) ?? false) } : [0]
-        guard rows.count * cols.count == shape.reduce(1, *) else {
-            throw PruneError(.shapeMismatch, "surgery: tensor '\(src)' keeps \(rows.count)×\(cols.count) values, the pruned config needs \(shape)")
-        }
-        let from = params.pointer(src)
-        let width = srcShape.count == 2 ? srcShape[1] : 1
-        var i = 0
-        for r in rows {
-            if cols.count == width {
-                (to + i).update(from: from + r * width, count: width)
-                i += width
+    /// The rows and columns of a source tensor that a cut keeps. A vector is one row whose kept
+    /// elements are its columns.
+    struct Kept: Sendable {
+        let source: String
+        let rows: [Int]
+        /// nil: every column.
+        let cols: [Int]?
+        let width: Int
+
+        init(_ src: String, _ srcShape: [Int], keeping cut: Cuts, shape: [Int]) throws {
+            source = src
+            let keptRows = (0..<srcShape[0]).filter { !(cut.rows[src]?.contains($0) ?? false) }
+            if srcShape.count == 2 {
+                width = srcShape[1]
+                rows = keptRows
+                let c = (0..<width).filter { !(cut.cols[src]?.contains($0) ?? false) }
+                cols = c.count == width ? nil : c
             } else {
-                for col in cols {
-                    to[i] = from[r * width + col]
-                    i += 1
+                width = srcShape[0]
+                rows = [0]
+                cols = keptRows.count == width ? nil : keptRows
+            }
+            let kept = srcShape.count == 2 ? (rows.count, cols?.count ?? width) : (cols?.count ?? width, 1)
+            guard kept.0 * kept.1 == shape.reduce(1, *) else {
+                throw PruneError(.shapeMismatch, "surgery: tensor '\(src)' keeps \(kept.0)×\(kept.1) values, the pruned config needs \(shape)")
+            }
+        }
+
+        /// Writes rows `r` of the cut tensor into `into`, reading runs of consecutive source rows.
+        func read(_ r: Range<Int>, from params: ParameterStore, into: UnsafeMutablePointer<Float>) throws {
+            let outWidth = cols?.count ?? width, maxRun = cols == nil ? Int.max : max(1, (1 << 18) / max(width, 1))
+            let scratch = cols == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: min(maxRun, r.count) * width)
+            defer { scratch?.deallocate() }
+            var i = r.lowerBound
+            while i < r.upperBound {
+                var j = i + 1
+                while j < r.upperBound, j - i < maxRun, rows[j] == rows[j - 1] + 1 { j += 1 }
+                let out = into + (i - r.lowerBound) * outWidth
+                guard let cols, let scratch else {
+                    try params.readRows(source, rows[i]..<(rows[j - 1] + 1), into: out)
+                    i = j
+                    continue
                 }
+                try params.readRows(source, rows[i]..<(rows[j - 1] + 1), into: scratch)
+                for row in 0..<(j - i) {
+                    let s = scratch + row * width, o = out + row * outWidth
+                    for (n, col) in cols.enumerated() { o[n] = s[col] }
+                }
+                i = j
             }
         }
     }

@@ -17,6 +17,8 @@ extension PruneRun {
         let scores = try timed("score \(groups.count) groups with '\(name)'\(suffix)") {
             try groups.map { g -> [Double] in
                 let s = try criterion.scores(for: g, context: ctx)
+                // Tensors the criterion read are read again when needed: a lazy model keeps none.
+                model.params.release()
                 guard s.count == g.units.count, s.allSatisfy(\.isFinite) else {
                     throw PruneError(.badFormat, "criterion '\(name)' returned \(s.count) scores for group '\(g.id)' with \(g.units.count) units, or a non-finite score")
                 }

@@ -19,6 +19,9 @@ public final class PruneRun {
     public var evaluateDense = true
     /// Delete the exported model files after the final evaluation (a sweep keeps only reports).
     public var deleteModels = false
+    /// Hold every weight of the input model as f32 in one store (the whole-model path) instead of
+    /// reading it from the file when used; tests compare the two.
+    var residentWeights = false
 
     public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) {
         self.recipe = recipe
@@ -103,7 +106,10 @@ public final class PruneRun {
         let source = try ModelSource(path: recipe.model)
         // One model is held at a time, plus the one surgery makes from it: the dense model is
         // released after the first cut and the pruned one before its export is read back.
-        var model: Transformer! = try timed("load \(recipe.model)") { try source.load() }
+        var model: Transformer! = try timed("load \(recipe.model)") {
+            let m = try source.load()
+            return residentWeights ? try m.residentCopy() : m
+        }
         let original = (config: model.config, parameters: model.parameterCount)
         let tokenizer = try source.tokenizer()
         let before = evaluateDense ? try timed("evaluate dense model") { try evaluate(model, tokenizer, label: "before") } : []

@@ -3,7 +3,7 @@ import PruneFramework
 
 /// What a run measured; written as report.json and report.md.
 public struct RunReport: Codable, Sendable {
-    public struct Widths: Codable, Sendable { public var nHead: [Int]; public var nKVHead: [Int]; public var ffnDim: [Int]; public var hiddenSize: Int
+    public struct Widths: Codable, Sendable, Equatable { public var nHead: [Int]; public var nKVHead: [Int]; public var ffnDim: [Int]; public var hiddenSize: Int
         enum CodingKeys: String, CodingKey { case nHead = "n_head", nKVHead = "n_kv_head", ffnDim = "ffn_dim", hiddenSize = "hidden_size" }
     }
     public struct Stage: Codable, Sendable { public var name: String; public var seconds: Double }

@@ -289,12 +289,16 @@ public final class GGUFFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: file.bytes[info.offset..<(info.offset + info.byteCount)])
     }
 
-    /// The tensor as row-major f32.
+    /// Lets the kernel drop the mapped pages of a byte range once read (they are read from the
+    /// page cache again when needed), so a big file does not stay in the process's memory.
+    func dropPages(offset: Int, count: Int) { file.dropPages(offset: offset, count: count) }
+
     /// The stored type of every tensor, by name.
     public var tensorTypes: [String: GGMLType] {
         Dictionary(tensors.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// The tensor as row-major f32.
     public func dequantize(_ info: GGUFTensorInfo) throws -> [Float] {
         var out = [Float](repeating: 0, count: info.elementCount)
         try out.withUnsafeMutableBufferPointer { try dequantize(info, into: $0) }

@@ -66,6 +66,17 @@ final class MappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(buf)
     }
 
+    /// Drops the whole pages inside bytes [offset, offset + count) from this process's memory
+    /// (madvise DONTNEED); a later read maps them again from the page cache. Nothing for a file
+    /// read into memory.
+    func dropPages(offset: Int, count: Int) {
+        guard mapped, let base = bytes.baseAddress, count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset + page - 1) / page * page, end = (offset + count) / page * page
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         guard let base = bytes.baseAddress else { return }
         if mapped {

@@ -93,13 +93,13 @@ extension Transformer {
                 throw PruneError(.unknownName, "model: tensor '\(e.name)' has no Hugging Face name in architecture '\(architecture.name)'")
             }
             if config.ropeLayout != .halves, HFNames.ropeRows(canonical: e.name, config: config) != nil {
-                var rows = Array(params.view(e.name))
+                var rows = params.withValues(e.name) { Array($0) }
                 rows.withUnsafeMutableBufferPointer {
                     HFNames.convertRoPERows($0, canonical: e.name, config: config, from: config.ropeLayout, to: .halves)
                 }
                 writer.add(name: hfName, shape: e.shape, values: rows, dtype: dtype)
             } else {
-                writer.add(name: hfName, shape: e.shape, data: UnsafeBufferPointer(params.view(e.name)), dtype: dtype)
+                params.withValues(e.name) { writer.add(name: hfName, shape: e.shape, data: $0, dtype: dtype) }
             }
         }
         let dir = directory as NSString

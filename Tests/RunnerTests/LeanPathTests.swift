@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import PruneFramework
+@testable import Runner
+
+/// A model read from its file when used (the lazy path) prunes exactly as the same model held whole
+/// as f32 (the whole-model path): the same plan, the same perplexities, byte-identical outputs.
+@Suite(.serialized) struct LeanPathTests {
+    static func recipe(_ model: String, criterion: String, out: String) throws -> Recipe {
+        let json = """
+            {"version": 1, "model": "\(model)",
+             "calibration": {"dataset": "wikitext2", "samples": 4, "seqLen": 64},
+             "grouping": {"type": "llama"}, "criterion": {"type": "\(criterion)"},
+             "scheduler": {"type": "uniform", "ratio": 0.2},
+             "evaluation": {"datasets": ["wikitext2"], "seqLen": 64, "maxWindows": 4},
+             "output": {"dir": "\(out)", "formats": ["gguf"], "type": "f16"}}
+            """
+        return try Recipe.decode(Data(json.utf8), plugins: .builtins())
+    }
+
+    /// Runs the recipe lazily and resident; both must agree.
+    static func compare(_ file: RequiredFile, criterion: String) throws {
+        let dir = try temporaryDirectory("prune-lean")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var reports: [RunReport] = [], outputs: [Data] = []
+        for resident in [false, true] {
+            let out = dir + (resident ? "/resident" : "/lazy")
+            let run = PruneRun(recipe: try recipe(file.path, criterion: criterion, out: out), recipePath: "r.json")
+            run.residentWeights = resident
+            run.log = { _ in }
+            reports.append(try run.run())
+            let gguf = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasSuffix(".gguf") })
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: out + "/" + gguf)))
+        }
+        let (lazy, whole) = (reports[0], reports[1])
+        #expect(lazy.widthsAfter == whole.widthsAfter && lazy.paramsAfter == whole.paramsAfter)
+        #expect(outputs[0] == outputs[1], "the pruned GGUF files differ (\(outputs[0].count) and \(outputs[1].count) bytes)")
+        for (a, b) in [(lazy.pplBefore, whole.pplBefore), (lazy.pplAfter, whole.pplAfter)] {
+            let a = try #require(a), b = try #require(b)
+            #expect(abs(a - b) <= 1e-4 * b, "PPL \(a) (lazy) vs \(b) (whole model)")
+        }
+        print("lean path, \(criterion) on \(URL(fileURLWithPath: file.path).lastPathComponent): PPL \(lazy.pplBefore!) → \(lazy.pplAfter!) both ways, \(outputs[0].count)-byte GGUF identical")
+    }
+
+    @Test(.requires(.smolLM2)) func smolLM2PrunesTheSameBothWays() throws {
+        try Self.compare(.smolLM2, criterion: "wanda")
+        try Self.compare(.smolLM2, criterion: "magnitude")
+    }
+
+    @Test(.requires(.qwen25Coder05B)) func qwen25PrunesTheSameBothWays() throws {
+        try Self.compare(.qwen25Coder05B, criterion: "wanda")
+    }
+}
