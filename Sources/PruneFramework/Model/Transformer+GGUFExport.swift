@@ -104,14 +104,18 @@ extension Transformer {
         for (key, value) in try ggufMetadata(type: type, source: source, tokenizer: tokenizer, name: name, target: target, fileType: fileType) {
             w.set(key, value)
         }
+        // Each tensor is read and encoded while the file is written, so one is in memory at a time.
+        let config = config
         for (i, (tensorName, shape)) in layout.enumerated() {
-            var data = params.withValues(tensorName) { Array($0) }
             // A value beyond f16's range would become inf: keep that tensor in f32.
-            if choices[i].type == .f16 && !data.withUnsafeBufferPointer(HalfFloat.fits) { choices[i] = TensorTypeChoice(.f32, replaced: .f16) }
-            data.withUnsafeMutableBufferPointer {
-                HFNames.convertRoPERows($0, canonical: tensorName, config: config, from: config.ropeLayout, to: target.ropeLayout)
+            if choices[i].type == .f16 && !params.withValues(tensorName, HalfFloat.fits) { choices[i] = TensorTypeChoice(.f32, replaced: .f16) }
+            try w.addTensor(name: tensorName, shape: shape, type: choices[i].type) { [params] in
+                var data = params.withValues(tensorName) { Array($0) }
+                data.withUnsafeMutableBufferPointer {
+                    HFNames.convertRoPERows($0, canonical: tensorName, config: config, from: config.ropeLayout, to: target.ropeLayout)
+                }
+                return data
             }
-            try w.addTensor(name: tensorName, shape: shape, data: data, type: choices[i].type)
         }
         try w.write(to: path)
         return Self.summary(layout, choices)

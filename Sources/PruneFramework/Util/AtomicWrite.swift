@@ -16,10 +16,16 @@ public func writeAtomically(_ data: Data, to path: String) throws {
 /// `TemporaryFiles` while it exists (so an interrupted process removes it), and found by
 /// `TemporaryFiles.removeStale(in:)` when the process was killed.
 public func writeAtomically(chunks: [Data], to path: String) throws {
+    try writeAtomically(to: path) { write in for c in chunks { try write(c) } }
+}
+
+/// Writes what `body` passes to `write`, in order, atomically as `writeAtomically(chunks:to:)`
+/// does, without holding the whole file in memory.
+public func writeAtomically(to path: String, _ body: (_ write: (Data) throws -> Void) throws -> Void) throws {
     let tmp = TemporaryFiles.path(for: path)
     defer { TemporaryFiles.unregister(tmp) }
     do {
-        try writeInChunks(chunks, to: tmp, create: TemporaryFiles.create)
+        try writeStreaming(to: tmp, create: TemporaryFiles.create, body)
         // rename(2) replaces an existing file atomically.
         guard rename(tmp, path) == 0 else {
             throw PruneError(.io, "cannot write '\(path)': rename from the temporary file failed (\(String(cString: strerror(errno))))")
@@ -33,16 +39,23 @@ public func writeAtomically(chunks: [Data], to path: String) throws {
     }
 }
 
-/// Writes `chunks` to a new file at `path`, at most 1 GiB per call, and flushes it to disk.
+/// Writes `chunks` to a new file at `path`, at most `chunk` bytes per call, and flushes it to disk.
+func writeInChunks(_ chunks: [Data], to path: String, chunk: Int = 1 << 30) throws {
+    try writeStreaming(to: path, chunk: chunk, create: { FileManager.default.createFile(atPath: $0, contents: nil) }) { write in
+        for c in chunks { try write(c) }
+    }
+}
+
+/// Creates `path` with `create`, writes what `body` passes, at most 1 GiB per call, and flushes it.
 /// `Data.write(to:)` left a 2.85 GB GGUF with a corrupt stretch past the 2 GiB mark (one write(2)
 /// moves at most 0x7ffff000 bytes on Linux), while writes through a FileHandle of any size came out whole.
-func writeInChunks(_ chunks: [Data], to path: String, chunk: Int = 1 << 30,
-                   create: (String) -> Bool = { FileManager.default.createFile(atPath: $0, contents: nil) }) throws {
+private func writeStreaming(to path: String, chunk: Int = 1 << 30, create: (String) -> Bool,
+                            _ body: (_ write: (Data) throws -> Void) throws -> Void) throws {
     guard create(path), let handle = FileHandle(forWritingAtPath: path) else {
         throw PruneError(.io, "cannot create '\(path)'; check that its directory exists and is writable")
     }
     do {
-        for data in chunks {
+        try body { data in
             var start = data.startIndex
             while start < data.endIndex {
                 let end = min(start + max(chunk, 1), data.endIndex)

@@ -142,6 +142,7 @@ public final class PruneRun {
         var outputs: [String] = []
         let final = (config: model.config, parameters: model.parameterCount)
         try timed("write outputs to \(outputDir)") { [model] in
+            model!.releasePackedWeights()
             outputs = try writeOutputs(model!, original: original.config, source: source, tokenizer: tokenizer)
         }
         // Evaluate the model as written (weights rounded to the output dtype), so `prune eval` on the

@@ -2,13 +2,14 @@ import Foundation
 
 /// Builds a GGUF version 3 file (layout in GGUFFile.swift) and writes it atomically.
 ///
-/// Tensors are encoded when added, so the writer holds the encoded bytes, not the f32 values.
+/// A tensor added with its values is encoded at once (the writer holds its encoded bytes); one
+/// added with a closure is read and encoded while the file is written, one tensor at a time.
 /// Output follows what llama.cpp's loader demands: tensor names under 64 bytes, at most 4
 /// dimensions, rows of whole blocks, tensors packed in insertion order at aligned offsets,
 /// and `general.alignment` (when written) equal to the alignment actually used.
 public struct GGUFWriter {
     private var metadata: [(key: String, value: GGUFValue)] = []
-    private var tensors: [(name: String, dims: [Int], type: GGMLType, bytes: [UInt8])] = []
+    private var tensors: [(name: String, dims: [Int], type: GGMLType, byteCount: Int, bytes: () throws -> [UInt8])] = []
     private var tensorNames: Set<String> = []
 
     /// llama.cpp's `GGML_MAX_NAME` (64, including the terminating NUL).
@@ -32,6 +33,29 @@ public struct GGUFWriter {
     /// `type` is one that `quantize` encodes (F32, F16, BF16, Q4_0…Q8_0, Q4_K, Q5_K, Q6_K); the row
     /// length (`shape.last`) must be a multiple of the type's block size (32, or 256 for k-quants).
     public mutating func addTensor(name: String, shape: [Int], data: [Float], type: GGMLType) throws {
+        let elements = try check(name, shape, type)
+        guard elements == data.count else {
+            throw PruneError(.shapeMismatch, "GGUF writer: tensor '\(name)' has \(data.count) values but shape \(shape) needs \(elements)")
+        }
+        let bytes = try Self.encode(name, type, data)
+        tensors.append((name, shape.reversed(), type, bytes.count, { bytes }))
+    }
+
+    /// Adds a tensor whose values `values` gives when the file is written (see `addTensor(data:)`).
+    public mutating func addTensor(name: String, shape: [Int], type: GGMLType, values: @escaping () throws -> [Float]) throws {
+        let elements = try check(name, shape, type)
+        let count = try type.byteCount(elements: elements)
+        tensors.append((name, shape.reversed(), type, count, {
+            let data = try values()
+            guard data.count == elements else {
+                throw PruneError(.shapeMismatch, "GGUF writer: tensor '\(name)' has \(data.count) values but shape \(shape) needs \(elements)")
+            }
+            return try Self.encode(name, type, data)
+        }))
+    }
+
+    /// Checks a new tensor's name, shape and type; returns its element count.
+    private mutating func check(_ name: String, _ shape: [Int], _ type: GGMLType) throws -> Int {
         let what = "GGUF writer: tensor '\(name)'"
         guard !tensorNames.contains(name) else { throw PruneError(.invalidArgument, "\(what) was added twice; tensor names must be unique") }
         guard !name.isEmpty, name.utf8.count <= Self.maxNameBytes else {
@@ -46,24 +70,50 @@ public struct GGUFWriter {
             guard !o else { throw PruneError(.shapeMismatch, "\(what) has shape '\(shape)', too many elements to address") }
             elements = p
         }
-        guard elements == data.count else {
-            throw PruneError(.shapeMismatch, "\(what) has \(data.count) values but shape \(shape) needs \(elements)")
-        }
         if let inner = shape.last, inner % type.blockSize != 0 {
             throw PruneError(.shapeMismatch, "\(what) has rows of '\(inner)' values, not a multiple of \(type.name)'s block of \(type.blockSize); use f16 or f32 for it")
         }
-        let bytes: [UInt8]
-        do {
-            bytes = try data.withUnsafeBufferPointer { try quantize(type, $0) }
-        } catch let e as PruneError {
-            throw PruneError(e.code, "\(what): \(e.message)")
-        }
         tensorNames.insert(name)
-        tensors.append((name, shape.reversed(), type, bytes))
+        return elements
+    }
+
+    private static func encode(_ name: String, _ type: GGMLType, _ data: [Float]) throws -> [UInt8] {
+        do {
+            return try data.withUnsafeBufferPointer { try quantize(type, $0) }
+        } catch let e as PruneError {
+            throw PruneError(e.code, "GGUF writer: tensor '\(name)': \(e.message)")
+        }
     }
 
     /// The complete file contents with tensors at multiples of `alignment` bytes.
     public func encoded(alignment: Int = 32) throws -> Data {
+        var out = Data()
+        try stream(alignment: alignment) { out.append($0) }
+        return out
+    }
+
+    /// Writes GGUF v3 to `path` through a temporary file in the same directory and a rename,
+    /// encoding one tensor at a time.
+    public func write(to path: String, alignment: Int = 32) throws {
+        try writeAtomically(to: path) { write in try stream(alignment: alignment, write) }
+    }
+
+    /// Passes the file to `write` in order: the header and tensor table, then each tensor padded.
+    private func stream(alignment: Int, _ write: (Data) throws -> Void) throws {
+        var out = try header(alignment: alignment)
+        func pad(_ n: Int) -> Data { Data(count: (alignment - n % alignment) % alignment) }
+        out.append(pad(out.count))
+        try write(out)
+        for t in tensors {
+            let bytes = try t.bytes()
+            precondition(bytes.count == t.byteCount, "GGUF writer: tensor '\(t.name)' encoded to \(bytes.count) bytes, not \(t.byteCount)")
+            try write(Data(bytes))
+            try write(pad(bytes.count))
+        }
+    }
+
+    /// The header, metadata and tensor table (before the padding that starts the data).
+    private func header(alignment: Int) throws -> Data {
         guard alignment > 0, alignment <= GGUFFile.maxAlignment, alignment & (alignment - 1) == 0 else {
             throw PruneError(.invalidArgument, "GGUF writer: alignment '\(alignment)' must be a power of two from 1 to \(GGUFFile.maxAlignment)")
         }
@@ -91,21 +141,9 @@ public struct GGUFWriter {
             for d in t.dims { Self.put(&out, UInt64(d)) }
             Self.put(&out, t.type.rawValue)
             Self.put(&out, UInt64(offset))
-            offset = (offset + t.bytes.count + alignment - 1) / alignment * alignment
-        }
-        out.reserveCapacity(out.count + alignment + offset)
-        func pad() { out.append(contentsOf: [UInt8](repeating: 0, count: (alignment - out.count % alignment) % alignment)) }
-        pad()
-        for t in tensors {
-            out.append(contentsOf: t.bytes)
-            pad()
+            offset = (offset + t.byteCount + alignment - 1) / alignment * alignment
         }
         return out
-    }
-
-    /// Writes GGUF v3 to `path` through a temporary file in the same directory and a rename.
-    public func write(to path: String, alignment: Int = 32) throws {
-        try writeAtomically(encoded(alignment: alignment), to: path)
     }
 
     /// Throws when an array (at any depth) mixes element types, which GGUF cannot store.
