@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Memory and time of pruning large models (issue "scale"): peak RSS (/usr/bin/time -v), wall time
 # per stage (report.json) and PPL before/after, for
-#   1. Qwen2.5-Coder-1.5B-Instruct Q4_K_M (scripts/setup.sh qwen2.5-1.5b): wanda 20%;
-#   2. a 7B-shaped model (Llama-2-7B shapes, random Q4_K weights, bench/make_7b_gguf.py, written
-#      to $WORK at benchmark time and deleted after): wanda 20%, and llama.cpp loading the output;
-#   3. evaluation speed on the 1.5B model beside llama.cpp's over the same tokens.
+#   1.5b, 1.5b-taylor: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (scripts/setup.sh qwen2.5-1.5b), 20% of
+#        KV groups and MLP channels with wanda, or taylor element1;
+#   7b, 7b-taylor: the same on a 7B-shaped model (Llama-2-7B shapes, random Q4_K weights, written by
+#        bench/make_7b_gguf.py to $WORK at benchmark time and deleted at the end), and llama.cpp
+#        loading the pruned file;
+#   eval: evaluation speed on the 1.5B model beside llama.cpp's over the same tokens.
 #
-#   [WORK=/tmp/prune-scale] [WINDOWS=16] [SAMPLES=32] bench/run_scale.sh [1.5b] [7b] [eval]
+#   [WORK=/tmp/prune-scale] [WINDOWS=16] [SAMPLES=32] bench/run_scale.sh [1.5b] [1.5b-taylor] [7b] [7b-taylor] [eval]
 #
 # Needs bench/.venv (numpy) and a llama-cpp-python environment (LLAMA_PY, default
 # /root/llama-env/bin/python). Nothing else may run on the machine meanwhile.
@@ -17,9 +19,10 @@ work=${WORK:-/tmp/prune-scale}
 windows=${WINDOWS:-16}
 samples=${SAMPLES:-32}
 llama_py=${LLAMA_PY:-/root/llama-env/bin/python}
-steps=${*:-1.5b 7b eval}
+steps=${*:-1.5b 1.5b-taylor 7b 7b-taylor eval}
 mkdir -p "$work"
-swift build -c release --product prune >/dev/null
+trap 'rm -f "$work/synthetic-7b.q4_k.gguf"' EXIT
+swift build -c release --product prune >/dev/null 2>&1
 prune=$root/.build/release/prune
 
 recipe() {  # model criterion out type
@@ -54,13 +57,15 @@ PY
 
 for step in $steps; do
   case $step in
-  1.5b)
-    measure qwen1.5b-wanda "$root/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" wanda same-as-input ;;
-  7b)
+  1.5b|1.5b-taylor)
+    criterion=wanda; [ "$step" = 1.5b-taylor ] && criterion='taylor", "estimator": "element1'
+    measure "qwen1.5b-$step" "$root/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$criterion" same-as-input ;;
+  7b|7b-taylor)
+    criterion=wanda; [ "$step" = 7b-taylor ] && criterion='taylor", "estimator": "element1'
     model=$work/synthetic-7b.q4_k.gguf
-    bench/.venv/bin/python bench/make_7b_gguf.py --out "$model"
-    measure synthetic7b-wanda "$model" wanda same-as-input
-    out=$(ls "$work"/synthetic7b-wanda/out/*.gguf)
+    [ -f "$model" ] || bench/.venv/bin/python bench/make_7b_gguf.py --out "$model"
+    measure "synthetic-$step" "$model" "$criterion" same-as-input
+    out=$(ls "$work/synthetic-$step"/out/*.gguf)
     "$llama_py" - "$out" <<'PY'
 import sys, math, numpy as np
 from llama_cpp import Llama
@@ -70,7 +75,7 @@ m.eval(toks)
 logits = np.array(m.scores[:len(toks)])
 print(f"  llama.cpp loads {sys.argv[1].split('/')[-1]}: {m.n_vocab()} tokens, logits finite: {bool(np.isfinite(logits).all())}")
 PY
-    rm -f "$model" "$out" ;;
+    rm -f "$out" ;;
   eval)
     model=$root/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
     ids=$work/wikitext2.i32

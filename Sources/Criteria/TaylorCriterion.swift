@@ -17,7 +17,7 @@ import PruneFramework
 /// score reduces its slices with `reduction` (sum, mean, max, prod), as LLM-Pruner's group reduction.
 /// The Fisher costs one backward pass per calibration sequence, so only `element2`, `mix` and
 /// `second` ask for it.
-public struct TaylorCriterion: WeightCriterion {
+public struct TaylorCriterion: WeightCriterion, ChannelSumCriterion {
     public static let name = "taylor"
     public static let summary = "LLM-Pruner's first/second-order Taylor importance from calibration gradients"
     public static let estimators = ["vector", "element1", "element2", "mix", "second"]
@@ -56,8 +56,11 @@ public struct TaylorCriterion: WeightCriterion {
 
     public var inputs: CriterionInputs { needsFisher ? [.weights, .gradients, .fisher] : [.weights, .gradients] }
 
+    /// Element-wise estimators sum |salience| per channel; `vector` sums the salience.
+    public var sumsAbsoluteValues: Bool { estimator != "vector" }
+
     /// The per-weight salience whose channel sums (vector) or absolute values (element-wise) score units.
-    func salience(_ w: Float, _ g: Float, _ f: Float) -> Double {
+    public func salience(_ w: Float, _ g: Float, _ f: Float) -> Double {
         let w = Double(w), g = Double(g), f = Double(f)
         switch estimator {
         case "element2", "mix": return g * w - 0.5 * f * w * w
@@ -67,6 +70,9 @@ public struct TaylorCriterion: WeightCriterion {
     }
 
     public func scores(for group: PruneGroup, context: ScoringContext) throws -> [Double] {
+        if let sums = context.channelSums {
+            return group.units.map { u in SliceMath.reduce(u.slices.map(sums.value(of:)), reduction) }
+        }
         let (grads, fisher) = try inputs(context)
         let model = context.model
         return group.units.map { u in

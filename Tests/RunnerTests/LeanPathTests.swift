@@ -7,11 +7,11 @@ import TestSupport
 /// A model read from its file when used (the lazy path) prunes exactly as the same model held whole
 /// as f32 (the whole-model path): the same plan, the same perplexities, byte-identical outputs.
 @Suite(.serialized) struct LeanPathTests {
-    static func recipe(_ model: String, criterion: String, out: String) throws -> Recipe {
+    static func recipe(_ model: String, criterion: String, out: String, grouping: String = #"{"type": "llama"}"#) throws -> Recipe {
         let json = """
             {"version": 1, "model": "\(model)",
              "calibration": {"dataset": "wikitext2", "samples": 4, "seqLen": 64},
-             "grouping": {"type": "llama"}, "criterion": {"type": "\(criterion)"},
+             "grouping": \(grouping), "criterion": \(criterion),
              "scheduler": {"type": "uniform", "ratio": 0.2},
              "evaluation": {"datasets": ["wikitext2"], "seqLen": 64, "maxWindows": 4},
              "output": {"dir": "\(out)", "formats": ["gguf"], "type": "f16"}}
@@ -19,14 +19,15 @@ import TestSupport
         return try Recipe.decode(Data(json.utf8), plugins: .builtins())
     }
 
-    /// Runs the recipe lazily and resident; both must agree.
-    static func compare(_ file: RequiredFile, criterion: String) throws {
+    /// Runs the recipe lazily and resident (for a gradient criterion: channel sums block by block,
+    /// and the full gradient); both must agree.
+    static func compare(_ file: RequiredFile, criterion: String, grouping: String = #"{"type": "llama"}"#) throws {
         let dir = try temporaryDirectory("prune-lean")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var reports: [RunReport] = [], outputs: [Data] = []
         for resident in [false, true] {
             let out = dir + (resident ? "/resident" : "/lazy")
-            let run = PruneRun(recipe: try recipe(file.path, criterion: criterion, out: out), recipePath: "r.json")
+            let run = PruneRun(recipe: try recipe(file.path, criterion: criterion, out: out, grouping: grouping), recipePath: "r.json")
             run.residentWeights = resident
             run.log = { _ in }
             reports.append(try run.run())
@@ -44,11 +45,21 @@ import TestSupport
     }
 
     @Test(.requires(.smolLM2)) func smolLM2PrunesTheSameBothWays() throws {
-        try Self.compare(.smolLM2, criterion: "wanda")
-        try Self.compare(.smolLM2, criterion: "magnitude")
+        try Self.compare(.smolLM2, criterion: #"{"type": "wanda"}"#)
+        try Self.compare(.smolLM2, criterion: #"{"type": "magnitude"}"#)
+    }
+
+    @Test(.requires(.smolLM2)) func smolLM2TaylorScoresTheSameFromChannelSums() throws {
+        for estimator in ["vector", "element1", "element2"] {
+            try Self.compare(.smolLM2, criterion: #"{"type": "taylor", "estimator": "\#(estimator)", "microBatch": 2}"#)
+        }
+        // Hidden channels cut the tied embedding and every norm: their gradients come last.
+        try Self.compare(.smolLM2, criterion: #"{"type": "taylor", "estimator": "element1"}"#,
+                         grouping: #"{"type": "decoder", "structures": ["hidden-channels", "mlp-channels"]}"#)
     }
 
     @Test(.requires(.qwen25Coder05B)) func qwen25PrunesTheSameBothWays() throws {
-        try Self.compare(.qwen25Coder05B, criterion: "wanda")
+        try Self.compare(.qwen25Coder05B, criterion: #"{"type": "wanda"}"#)
+        try Self.compare(.qwen25Coder05B, criterion: #"{"type": "taylor", "estimator": "element1"}"#)
     }
 }

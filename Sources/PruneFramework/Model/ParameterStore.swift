@@ -169,6 +169,17 @@ public final class ParameterStore: @unchecked Sendable {
         }
     }
 
+    /// Frees the materialised, unmodified tensors among `names` (see `release()`).
+    public func release(_ names: some Sequence<String>) {
+        lock.withLock {
+            for name in names {
+                guard let i = index[name], i < lazy.count, !lazy[i].owned, let p = lazy[i].values else { continue }
+                p.deallocate()
+                lazy[i].values = nil
+            }
+        }
+    }
+
     /// Bytes of f32 values held in memory (the whole buffer of a resident store).
     public var residentBytes: Int {
         if contiguous != nil { return totalCount * 4 }

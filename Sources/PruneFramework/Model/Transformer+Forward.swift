@@ -133,7 +133,7 @@ extension Transformer {
         }
     }
 
-    private func checkTokens(_ tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache?) throws {
+    func checkTokens(_ tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache?) throws {
         guard B > 0, T > 0, tokens.count == B * T else {
             throw PruneError(.shapeMismatch, "forward: \(tokens.count) tokens do not make \(B) sequences of \(T)")
         }

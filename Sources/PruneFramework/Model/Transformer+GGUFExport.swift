@@ -90,7 +90,8 @@ extension Transformer {
     /// An f16 matrix holding a value beyond f16's range is written f32.
     @discardableResult
     public func writeGGUF(to path: String, type: GGUFOutputType = .f16, source: GGUFFile? = nil, inputTypes: [String: GGMLType]? = nil,
-                          tokenizer: BPETokenizer? = nil, name: String? = nil) throws -> GGUFExportSummary {
+                          tokenizer: BPETokenizer? = nil, name: String? = nil,
+                          progress: ((Int, Int) -> Void)? = nil) throws -> GGUFExportSummary {
         let target = try Architectures.named(config.architecture).ggufTarget(for: config)
         let dir = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
@@ -117,7 +118,7 @@ extension Transformer {
                 return data
             }
         }
-        try w.write(to: path)
+        try w.write(to: path, progress: progress)
         return Self.summary(layout, choices)
     }
 

@@ -31,15 +31,19 @@ public struct ScoringContext: @unchecked Sendable {
     /// Every group of this step, for criteria that score groups jointly (e.g. learned masks); a
     /// criterion takes units and slices from here rather than building its own.
     public let groups: [PruneGroup]
+    /// For a `ChannelSumCriterion` scoring structures: the channel sums of its salience over the
+    /// groups' tensors, computed block by block in place of `gradients`.
+    public let channelSums: ChannelSums?
 
     public init(model: Transformer, statistics: ActivationStatistics?, seed: UInt64, gradients: GradientResult? = nil,
-                calibration: [[Int32]]? = nil, groups: [PruneGroup] = []) {
+                calibration: [[Int32]]? = nil, groups: [PruneGroup] = [], channelSums: ChannelSums? = nil) {
         self.model = model
         self.statistics = statistics
         self.seed = seed
         self.gradients = gradients
         self.calibration = calibration
         self.groups = groups
+        self.channelSums = channelSums
     }
 }
 

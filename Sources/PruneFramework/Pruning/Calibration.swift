@@ -71,19 +71,43 @@ public enum Calibration {
     /// Runs the model over the sequences and returns the streamed input statistics of every linear layer,
     /// plus, when `sampleRows` > 0, a seeded uniform sample of that many token rows per layer of the MLP
     /// intermediate activations and the head outputs (`ActivationStatistics.sampledSites`).
+    /// `progress` gets (blocks done, total) over all batches: batches × layers.
     public static func statistics(model: Transformer, sequences: [[Int32]], sampleRows: Int = 0, seed: UInt64 = 0,
                                   progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
         let stats = sampleRows > 0 ? ActivationStatistics(sampleRows: sampleRows, seed: seed) : ActivationStatistics()
         guard let T = sequences.first?.count else { return stats }
         let batch = max(1, 1024 / T)
+        let total = (sequences.count + batch - 1) / batch * model.config.nLayers
+        let observer = BlockProgress(stats, total: total, progress: progress)
         var i = 0
         while i < sequences.count {
             let b = min(batch, sequences.count - i)
-            _ = try model.hiddenStates(tokens: Array(sequences[i..<(i + b)].joined()), batch: b, seqLen: T, observer: stats)
+            _ = try model.hiddenStates(tokens: Array(sequences[i..<(i + b)].joined()), batch: b, seqLen: T, observer: observer)
             i += b
-            progress?(i, sequences.count)
         }
         return stats
+    }
+}
+
+/// Forwards what a forward shows to `inner` and counts blocks (their outputs) for a progress report.
+final class BlockProgress: ForwardObserver {
+    let inner: ForwardObserver
+    let total: Int
+    let progress: ((Int, Int) -> Void)?
+    private var done = 0
+
+    init(_ inner: ForwardObserver, total: Int, progress: ((Int, Int) -> Void)?) {
+        self.inner = inner
+        self.total = total
+        self.progress = progress
+    }
+
+    func observe(layer: Int, site: ActivationSite, activations: UnsafeBufferPointer<Float>, rows: Int, cols: Int) {
+        inner.observe(layer: layer, site: site, activations: activations, rows: rows, cols: cols)
+        if site == .blockOutput {
+            done += 1
+            progress?(done, total)
+        }
     }
 }
 

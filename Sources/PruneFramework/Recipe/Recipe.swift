@@ -47,6 +47,12 @@ public struct Recipe: @unchecked Sendable {
         public var type = "same-as-input"
     }
 
+    /// Limits on the machine's resources.
+    public struct Memory: Codable, Sendable, Equatable {
+        /// The peak memory a run may use, in GB (10⁹ bytes); nil: the machine's physical memory.
+        public var budgetGB: Double?
+    }
+
     public var version = 1
     public var model: String
     public var calibration = Calibration()
@@ -56,10 +62,11 @@ public struct Recipe: @unchecked Sendable {
     public var fineTuner: (any FineTuner)?
     public var evaluation = Evaluation()
     public var output = Output()
+    public var memory = Memory()
     /// Methods × sparsities × fine-tune to run and tabulate instead of one run (`prune run` makes a comparison).
     public var sweep: Sweep?
 
-    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output", "sweep"]
+    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output", "memory", "sweep"]
 
     /// Decodes and validates a recipe; `plugins` resolves stage names.
     /// `data` passes `JSONCheck` first, so a syntax error has a line and column and a duplicate key is refused.
@@ -103,6 +110,8 @@ public struct Recipe: @unchecked Sendable {
             "scheduler": try object(scheduler), "evaluation": try plain(evaluation), "output": try plain(output),
         ]
         if let ft = fineTuner { r["fineTuner"] = try object(ft) }
+        // Written only when set, so recipes without it keep their sweep cache keys.
+        if memory.budgetGB != nil { r["memory"] = try plain(memory) }
         return .object(r)
     }
 
@@ -177,6 +186,7 @@ struct RecipeBox: Decodable {
         if c.contains(key("calibration")) { r.calibration = try Self.calibration(try c.superDecoder(forKey: key("calibration"))) }
         if c.contains(key("evaluation")) { r.evaluation = try Self.evaluation(try c.superDecoder(forKey: key("evaluation"))) }
         if c.contains(key("output")) { r.output = try Self.output(try c.superDecoder(forKey: key("output"))) }
+        if c.contains(key("memory")) { r.memory = try Self.memory(try c.superDecoder(forKey: key("memory"))) }
         recipe = r
     }
 
@@ -210,6 +220,18 @@ struct RecipeBox: Decodable {
             v.taskLimit = try c.integer(AnyCodingKey("taskLimit"), default: 0, in: 1...Int.max)
         }
         return v
+    }
+
+    static func memory(_ d: Decoder) throws -> Recipe.Memory {
+        try d.checkKeys(["budgetGB"], context: "memory")
+        let c = try d.container(keyedBy: AnyCodingKey.self)
+        let key = AnyCodingKey("budgetGB")
+        guard c.contains(key), !(try c.decodeNil(forKey: key)) else { return Recipe.Memory() }
+        let gb: Double = try c.value(key, default: 0)
+        guard gb.isFinite, gb >= 0.1, gb <= 1_000_000 else {
+            throw PruneError(.outOfRange, "recipe: \(jsonPath(c.codingPath, "budgetGB")) = '\(gb)' is outside 0.1...1000000; give the peak memory the run may use in GB")
+        }
+        return Recipe.Memory(budgetGB: gb)
     }
 
     static func output(_ d: Decoder) throws -> Recipe.Output {

@@ -81,7 +81,7 @@ public final class Backprop<E: KernelScalar> {
 
     /// Logits of the rows with a target, chunk by chunk, their cross-entropy and its gradient: returns the
     /// NLL, writes dL/dh into dh and accumulates the head's weight gradient.
-    private func headForwardBackward(_ h: UnsafeMutablePointer<E>, _ dh: UnsafeMutablePointer<E>, tokens: [Int32],
+    func headForwardBackward(_ h: UnsafeMutablePointer<E>, _ dh: UnsafeMutablePointer<E>, tokens: [Int32],
                                      B: Int, T: Int, scale: E) -> LossSum {
         let D = config.hiddenSize, V = config.vocabSize
         let headName = config.tiedEmbeddings ? TensorNames.tokenEmbedding : TensorNames.output
@@ -129,14 +129,14 @@ public final class Backprop<E: KernelScalar> {
 
     // MARK: - Blocks
 
-    private func blockForward(_ l: Int, x: UnsafeMutablePointer<E>, B: Int, T: Int, rope: RoPETable) -> LayerActivations<E> {
+    func blockForward(_ l: Int, x: UnsafeMutablePointer<E>, B: Int, T: Int, rope: RoPETable) -> LayerActivations<E> {
         let a = LayerActivations<E>(config, layer: l, B: B, T: T, keeps: true)
         decoderBlock(TrainingKernels(backprop: self, rope: rope), layer: l, x: x, B: B, T: T, positions: { $0 % T }, into: a)
         return a
     }
 
     /// dx: the gradient of the block's output on entry, of its input on return.
-    private func blockBackward(_ l: Int, dx: UnsafeMutablePointer<E>, saved a: LayerActivations<E>, B: Int, T: Int,
+    func blockBackward(_ l: Int, dx: UnsafeMutablePointer<E>, saved a: LayerActivations<E>, B: Int, T: Int,
                                rope: RoPETable) {
         let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
         let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l], qDim = nH * hd, kvDim = nKV * hd

@@ -10,7 +10,7 @@ import Darwin
 public final class ProgressBar: @unchecked Sendable {
     /// Seconds between plain progress lines when stderr is not a terminal.
     public static let logInterval = 30.0
-    private let total: Int
+    private var total: Int
     private let label: String
     private let unit: String
     private let start = Date()
@@ -58,6 +58,12 @@ public final class ProgressBar: @unchecked Sendable {
         let line = String(format: "\r%@ %@ %3.0f%% %d/%d %@ %.1f %@/s ETA %@ %@ ", label, bar, frac * 100, done, total,
                           "·", rate, unit, ProgressBar.clock(eta), lastNote)
         FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// Redraws the bar for `done` of `total` units (a total learned once work starts).
+    public func update(_ done: Int, total: Int, note: String = "") {
+        self.total = max(total, 1)
+        update(done, note: note)
     }
 
     /// Ends the line.

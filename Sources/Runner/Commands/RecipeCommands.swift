@@ -36,8 +36,9 @@ enum RecipeCommands {
             for e in sweep.entries { print(String(format: "  %@ at %g%%", e.name, e.ratio * 100)) }
             return
         }
-        try PruneRun(recipe: recipe, recipePath: path).preflight()
-        print("\(path): valid (grouping '\(type(of: recipe.grouping).name)', criterion '\(type(of: recipe.criterion).name)', scheduler '\(type(of: recipe.scheduler).name)')")
+        let run = PruneRun(recipe: recipe, recipePath: path)
+        try run.preflight()
+        print("\(path): valid (grouping '\(type(of: recipe.grouping).name)', criterion '\(type(of: recipe.criterion).name)', scheduler '\(type(of: recipe.scheduler).name)'); \(try run.memorySummary())")
     }
 
     struct Listed: Codable { var stage: String; var name: String; var summary: String; var keys: [PluginKey]; var aliases: [String] }

@@ -13,9 +13,12 @@ extension PruneRun {
             return model
         }
         let criterion = recipe.criterion, name = type(of: criterion).name
-        let ctx = try scoringContext(model, groups: groups, sequences: sequences, criterion: criterion, suffix: suffix)
+        let ctx = try scoringContext(model, groups: groups, sequences: sequences, criterion: criterion, structures: true, suffix: suffix)
         let scores = try timed("score \(groups.count) groups with '\(name)'\(suffix)") {
-            try groups.map { g -> [Double] in
+            let bar = ProgressBar(total: groups.count, label: "  score", unit: "group")
+            defer { bar.finish() }
+            return try groups.enumerated().map { i, g -> [Double] in
+                defer { bar.update(i + 1) }
                 let s = try criterion.scores(for: g, context: ctx)
                 // Tensors the criterion read are read again when needed: a lazy model keeps none.
                 model.params.release()
@@ -35,13 +38,22 @@ extension PruneRun {
     /// What `criterion` reads, collected once per step: the step's groups, activation statistics (and
     /// samples) when it declares them and `statistics` is true, and gradients when it declares them.
     func scoringContext(_ model: Transformer, groups: [PruneGroup], sequences: [[Int32]], criterion: any Criterion,
-                        statistics: Bool = true, suffix: String) throws -> ScoringContext {
+                        statistics: Bool = true, structures: Bool = false, suffix: String) throws -> ScoringContext {
         var stats: ActivationStatistics?
         if statistics && (criterion.inputs.contains(.activationStatistics) || criterion.inputs.contains(.activationSamples)) {
             stats = try timed("calibrate\(suffix)") {
-                try Calibration.statistics(model: model, sequences: sequences, sampleRows: Calibration.sampleRows(for: criterion),
-                                           seed: UInt64(recipe.calibration.seed))
+                let bar = ProgressBar(total: 1, label: "  calibrate", unit: "block")
+                defer { bar.finish() }
+                return try Calibration.statistics(model: model, sequences: sequences, sampleRows: Calibration.sampleRows(for: criterion),
+                                                  seed: UInt64(recipe.calibration.seed)) { done, total in bar.update(done, total: total) }
             }
+        }
+        // A criterion that reads channel sums gets them block by block, without the full gradient
+        // (structure schedulers; a mask scheduler scores single weights and needs it).
+        if let c = criterion as? any ChannelSumCriterion, structures, !residentWeights {
+            let sums = try channelSums(c, model: model, groups: groups, sequences: sequences, suffix: suffix)
+            return ScoringContext(model: model, statistics: stats, seed: UInt64(recipe.calibration.seed),
+                                  calibration: sequences, groups: groups, channelSums: sums)
         }
         let grads = try gradientsIfNeeded(criterion.inputs, model: model, sequences: sequences,
                                           microBatch: criterion.gradientMicroBatch, suffix: suffix)

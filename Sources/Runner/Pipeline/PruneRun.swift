@@ -60,8 +60,7 @@ public final class PruneRun {
         } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
-        try MemoryBudget.check(config.f32Bytes, what: "recipe: model = '\(recipe.model)' loaded as f32 weights",
-                               fix: "this model is too large for this machine")
+        try checkMemory(config, lazy: source.gguf != nil)
         try checkOutputType(source: source)
         try checkRoundTo(config)
         try checkOutputDirectory()
@@ -194,8 +193,10 @@ public final class PruneRun {
             let type = try GGUFOutputType(name: recipe.output.type)
             let name = type == .sameAsInput ? "\(base).pruned.gguf" : "\(base).pruned.\(type).gguf"
             let inputTypes = type == .sameAsInput ? try source.tensorTypes() : nil
+            let bar = ProgressBar(total: model.params.entries.count, label: "  write \(name)", unit: "tensor")
             exportSummary = try model.writeGGUF(to: outputDir + "/" + name, type: type, source: source.gguf, inputTypes: inputTypes,
-                                                tokenizer: tokenizer, name: base + " (pruned)")
+                                                tokenizer: tokenizer, name: base + " (pruned)") { done, _ in bar.update(done) }
+            bar.finish()
             out.append(name)
         }
         if recipe.output.formats.contains("safetensors") {

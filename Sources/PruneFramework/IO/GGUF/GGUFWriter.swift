@@ -93,22 +93,23 @@ public struct GGUFWriter {
     }
 
     /// Writes GGUF v3 to `path` through a temporary file in the same directory and a rename,
-    /// encoding one tensor at a time.
-    public func write(to path: String, alignment: Int = 32) throws {
-        try writeAtomically(to: path) { write in try stream(alignment: alignment, write) }
+    /// encoding one tensor at a time; `progress` gets (tensors written, total).
+    public func write(to path: String, alignment: Int = 32, progress: ((Int, Int) -> Void)? = nil) throws {
+        try writeAtomically(to: path) { write in try stream(alignment: alignment, progress: progress, write) }
     }
 
     /// Passes the file to `write` in order: the header and tensor table, then each tensor padded.
-    private func stream(alignment: Int, _ write: (Data) throws -> Void) throws {
+    private func stream(alignment: Int, progress: ((Int, Int) -> Void)? = nil, _ write: (Data) throws -> Void) throws {
         var out = try header(alignment: alignment)
         func pad(_ n: Int) -> Data { Data(count: (alignment - n % alignment) % alignment) }
         out.append(pad(out.count))
         try write(out)
-        for t in tensors {
+        for (i, t) in tensors.enumerated() {
             let bytes = try t.bytes()
             precondition(bytes.count == t.byteCount, "GGUF writer: tensor '\(t.name)' encoded to \(bytes.count) bytes, not \(t.byteCount)")
             try write(Data(bytes))
             try write(pad(bytes.count))
+            progress?(i + 1, tensors.count)
         }
     }
 

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import PruneFramework
+@testable import Runner
+
+/// The memory preflight: an estimate of a recipe's peak from the model's config, checked against
+/// `memory.budgetGB` (or the machine) before any work.
+@Suite struct MemoryEstimateTests {
+    static func run(criterion: String, memory: String = "", model: String = "m.gguf") throws -> PruneRun {
+        let json = """
+            {"version": 1, "model": "\(model)", "calibration": {"samples": 32, "seqLen": 128},
+             "grouping": {"type": "llama"}, "criterion": \(criterion),
+             "scheduler": {"type": "uniform", "ratio": 0.2}\(memory)}
+            """
+        return PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
+    }
+
+    /// Llama-2-7B's shapes with a 49,152-token vocabulary (bench/make_7b_gguf.py).
+    static let llama7B = ModelConfig(vocabSize: 49152, hiddenSize: 4096, nLayers: 32, headDim: 128, nHead: Array(repeating: 32, count: 32),
+                                     nKVHead: Array(repeating: 32, count: 32), ffnDim: Array(repeating: 11008, count: 32),
+                                     ropeBase: 10000, rmsEps: 1e-5, contextLength: 4096, tiedEmbeddings: false)
+
+    @Test func aSevenBillionModelFitsWithWandaAndBlockByBlockTaylor() throws {
+        let wanda = try Self.run(criterion: #"{"type": "wanda"}"#).memoryEstimate(Self.llama7B, lazy: true)
+        let taylor = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#).memoryEstimate(Self.llama7B, lazy: true)
+        #expect(wanda.total < 6_000_000_000 && taylor.total < 10_000_000_000, "\(wanda.total) \(taylor.total)")
+        #expect(taylor.stage == "gradients block by block")
+        // From a Hugging Face directory the f32 weights (27 GB) are in memory.
+        let hf = try Self.run(criterion: #"{"type": "wanda"}"#).memoryEstimate(Self.llama7B, lazy: false)
+        #expect(hf.total > Self.llama7B.f32Bytes)
+    }
+
+    @Test func aBudgetTooSmallIsRefusedNamingTheSetting() throws {
+        let run = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#, memory: #", "memory": {"budgetGB": 4}"#)
+        let e = try #require(throws: PruneError.self) { try run.checkMemory(Self.llama7B, lazy: true) }
+        #expect(e.message.contains("more than memory.budgetGB = 4 (3.73 GiB)") && e.message.contains("calibration.samples"), "\(e.message)")
+        let fits = try Self.run(criterion: #"{"type": "wanda"}"#, memory: #", "memory": {"budgetGB": 8}"#)
+        try fits.checkMemory(Self.llama7B, lazy: true)
+    }
+
+    @Test func theBudgetIsCheckedWhenTheRecipeIsRead() throws {
+        for (bad, message) in [(#"{"budgetGB": 0}"#, "memory.budgetGB = '0.0' is outside"), (#"{"budget": 4}"#, "budget")] {
+            let e = try #require(throws: PruneError.self) { try Self.run(criterion: #"{"type": "wanda"}"#, memory: ", \"memory\": \(bad)") }
+            #expect(e.message.contains(message), "\(e.message)")
+        }
+    }
+}
