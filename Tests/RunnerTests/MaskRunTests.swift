@@ -59,11 +59,7 @@ import Testing
         #expect(m?.contains("fineTuner.type = 'lora' after scheduler 'n:m' would refill the zeroed weights") == true, "got: \(m ?? "no error")")
     }
 
-    @Test func sequentialCalibrationIsRefusedOutsideMaskMode() throws {
-        let json = Self.recipe.replacingOccurrences(of: #"{"type": "n:m", "n": 2, "m": 4}"#, with: #"{"type": "uniform", "ratio": 0.2}"#)
-            .replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": true}, \"grouping\"")
-        let m = preflightError(json)
-        #expect(m?.contains("calibration.sequential applies to mask mode") == true, "got: \(m ?? "no error")")
+    @Test func sequentialCalibrationMustBeABoolean() throws {
         let bad = recipeError(Self.recipe.replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": 1}, \"grouping\""))
         #expect(bad?.contains("calibration.sequential must be") == true, "got: \(bad ?? "no error")")
     }

@@ -152,6 +152,24 @@ public final class ParameterStore: @unchecked Sendable {
         lock.withLock { for i in lazy.indices where lazy[i].values != nil { lazy[i].owned = true } }
     }
 
+    /// Records that the tensors `names` were changed in place: as `markModified()`, but only they
+    /// become the store's own.
+    public func markModified(_ names: some Sequence<String>) {
+        version += 1
+        lock.withLock {
+            for name in names { if let i = index[name], i < lazy.count, lazy[i].values != nil { lazy[i].owned = true } }
+        }
+    }
+
+    /// Records that the tensors `names` hold their source's values again (a caller restored what it
+    /// changed), so `release` may free them.
+    public func markRestored(_ names: some Sequence<String>) {
+        version += 1
+        lock.withLock {
+            for name in names { if let i = index[name], i < lazy.count { lazy[i].owned = false } }
+        }
+    }
+
     /// Frees the materialised tensors of a lazy store that were not modified (they are read again
     /// from their sources when needed); returns the bytes freed. Call it only where no pointer
     /// from `pointer`/`view` is still in use.

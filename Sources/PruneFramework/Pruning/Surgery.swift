@@ -119,23 +119,32 @@ public enum Surgery {
         }
     }
 
-    /// Zeroes the plan's slices in place (mask mode): the model keeps its shape.
-    public static func mask(_ plan: PruningPlan, groups: [PruneGroup], in model: Transformer) throws {
+    /// Zeroes the plan's slices in place (mask mode): the model keeps its shape. Returns the
+    /// tensors it changed; only they are read.
+    @discardableResult
+    public static func mask(_ plan: PruningPlan, groups: [PruneGroup], in model: Transformer) throws -> [String] {
         let cut = try cuts(plan, groups, model.config)
+        var changed: [String] = []
         for e in model.params.entries {
-            let p = model.params.pointer(e.name)
             let width = e.shape.count == 2 ? e.shape[1] : 1
             if case let (l?, role)? = TensorNames.parse(e.name), cut.droppedLayers.contains(l) {
                 // A masked block contributes nothing: zero the output projections.
-                if role == .attnOutput || role == .ffnDown { p.update(repeating: 0, count: e.count) }
+                if role == .attnOutput || role == .ffnDown {
+                    model.params.pointer(e.name).update(repeating: 0, count: e.count)
+                    changed.append(e.name)
+                }
                 continue
             }
+            guard cut.rows[e.name] != nil || cut.cols[e.name] != nil else { continue }
+            let p = model.params.pointer(e.name)
             for r in cut.rows[e.name] ?? [] { (p + r * width).update(repeating: 0, count: width) }
             for col in cut.cols[e.name] ?? [] {
                 for r in 0..<e.shape[0] { p[r * width + col] = 0 }
             }
+            changed.append(e.name)
         }
-        model.params.markModified()
+        model.params.markModified(changed)
+        return changed
     }
 }
 

@@ -78,7 +78,10 @@ private final class LayerwisePass {
         for part in parts { try model.checkTokens(part.tokens, batch: part.batch, seqLen: T, cache: nil) }
         forward()
         head()
-        for l in stride(from: config.nLayers - 1, through: 0, by: -1) { backward(l) }
+        // Below the lowest layer with tensors to sum, only the embedding would need ∂L/∂x.
+        let layers = tensors.compactMap(TensorNames.layer(of:))
+        let lowest = tensors.contains(TensorNames.tokenEmbedding) ? 0 : layers.min() ?? config.nLayers
+        for l in stride(from: config.nLayers - 1, through: lowest, by: -1) { backward(l) }
         embeddingAndHead()
         return sums
     }

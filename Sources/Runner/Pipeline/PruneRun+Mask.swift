@@ -103,12 +103,7 @@ extension PruneRun {
     /// Throws when a mask scheduler comes with a criterion that cannot score single weights.
     @discardableResult
     func maskMode() throws -> (masker: any MaskScheduler, criterion: any WeightCriterion)? {
-        guard let masker = recipe.scheduler as? any MaskScheduler else {
-            if recipe.calibration.sequential {
-                throw PruneError(.unsupported, "recipe: calibration.sequential applies to mask mode (schedulers that zero single weights: unstructured, n:m), not to scheduler '\(type(of: recipe.scheduler).name)'; remove it or choose a mask scheduler")
-            }
-            return nil
-        }
+        guard let masker = recipe.scheduler as? any MaskScheduler else { return nil }
         guard let criterion = recipe.criterion as? any WeightCriterion else {
             throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)")
         }

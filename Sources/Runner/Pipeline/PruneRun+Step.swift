@@ -29,7 +29,14 @@ extension PruneRun {
             }
         }
         let planCtx = PlanContext(model: model, step: step, steps: steps, originalParameters: originalParameters)
-        let plan = try recipe.scheduler.plan(groups: groups, scores: scores, context: planCtx)
+        var plan = try recipe.scheduler.plan(groups: groups, scores: scores, context: planCtx)
+        if recipe.calibration.sequential {
+            if criterion.inputs.contains(.activationStatistics) || criterion.inputs.contains(.activationSamples) {
+                plan = try sequentialPlan(model, groups: groups, densePlan: plan, sequences: sequences, suffix: suffix)
+            } else {
+                log("  calibration.sequential: '\(name)' reads no activations, so every layer is scored at once")
+            }
+        }
         return try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
             try Surgery.apply(plan, groups: groups, to: model)
         }

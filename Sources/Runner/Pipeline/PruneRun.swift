@@ -61,6 +61,7 @@ public final class PruneRun {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
         try checkMemory(config, lazy: source.gguf != nil)
+        try checkSequential(config)
         try checkOutputType(source: source)
         try checkRoundTo(config)
         try checkOutputDirectory()
