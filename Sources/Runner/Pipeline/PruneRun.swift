@@ -104,8 +104,9 @@ public final class PruneRun {
     /// Load, evaluate, calibrate, prune, fine-tune, export, evaluate, report.
     private func runStages() throws -> RunReport {
         let source = try ModelSource(path: recipe.model)
-        // One model is held at a time, plus the one surgery makes from it: the dense model is
-        // released after the first cut and the pruned one before its export is read back.
+        // A GGUF model's weights are read from the file when used, and a pruned model cuts them
+        // from the model before it when read: no stage holds a second copy of the weights. The
+        // pruned model is released before its export is read back.
         var model: Transformer! = try timed("load \(recipe.model)") {
             let m = try source.load()
             return residentWeights ? try m.residentCopy() : m
