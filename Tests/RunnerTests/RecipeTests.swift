@@ -192,5 +192,7 @@ import Testing
         let data = try JSONSerialization.data(withJSONObject: schema)
         let text = String(decoding: data, as: UTF8.self)
         #expect(text.contains("\"wanda\"") && text.contains(#"["decoder","llama"]"#), "the schema takes the grouping's old name too")
+        let properties = try #require(schema["properties"] as? [String: Any])
+        #expect(Set(properties.keys) == Set(Recipe.topKeys), "the schema's top-level keys are the recipe's")
     }
 }
