@@ -132,17 +132,9 @@ public final class PackedMatrix: @unchecked Sendable {
         self.init(w, n: n, k: k, backend: Matmul.bestBackend)
     }
 
-    init(_ w: UnsafePointer<Float>, n: Int, k: Int, backend: Int32) {
-        precondition(n >= 0 && k >= 0, "PackedMatrix: negative size n=\(n) k=\(k)")
-        self.n = n
-        self.k = k
-        self.backend = backend
-        let count = max(16, prune_mm_packed_count(backend, n, k))
-        panels = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
-            .bindMemory(to: Float.self, capacity: count)
-        if n > 0 && k > 0 {
-            prune_mm_run(PRUNE_MM_OP_PACK, backend, Int32(Matmul.parts(m: 4, n: n, k: k)), panels, nil, w, 0, n, k, 0)
-        }
+    convenience init(_ w: UnsafePointer<Float>, n: Int, k: Int, backend: Int32) {
+        self.init(n: n, k: k, backend: backend)
+        pack(rows: 0, w, count: n)
     }
 
     /// Packs an n×k matrix read `rows` at a time (chunks of about 1M values, whole panels each), so
@@ -156,11 +148,17 @@ public final class PackedMatrix: @unchecked Sendable {
         for r0 in stride(from: 0, to: n, by: step) where k > 0 {
             let r1 = min(r0 + step, n)
             try read(r0..<r1, buf)
-            prune_mm_run(PRUNE_MM_OP_PACK, backend, Int32(Matmul.parts(m: 4, n: r1 - r0, k: k)), panels + r0 * k, nil, buf, 0, r1 - r0, k, 0)
+            pack(rows: r0, buf, count: r1 - r0)
         }
     }
 
-    /// Allocates the panels of an n×k matrix (zeroed when nothing packs into them).
+    /// Packs `count` rows of W (row-major in w) as rows `first`... (a multiple of the panel width).
+    private func pack(rows first: Int, _ w: UnsafePointer<Float>, count: Int) {
+        guard count > 0 && k > 0 else { return }
+        prune_mm_run(PRUNE_MM_OP_PACK, backend, Int32(Matmul.parts(m: 4, n: count, k: k)), panels + first * k, nil, w, 0, count, k, 0)
+    }
+
+    /// Allocates the panels of an n×k matrix, to be packed by the caller.
     private init(n: Int, k: Int, backend: Int32) {
         precondition(n >= 0 && k >= 0, "PackedMatrix: negative size n=\(n) k=\(k)")
         self.n = n

@@ -75,16 +75,23 @@ public final class Transformer: @unchecked Sendable {
         }
         if let p = packedCache[name] { return p }
         guard let e = params.entry(name), e.shape.count == 2 else { preconditionFailure("no matrix \(name)") }
-        let p = PackedMatrix(n: e.shape[0], k: e.shape[1]) { rows, buf in
-            do { try params.readRows(name, rows, into: buf) } catch {
-                preconditionFailure("Transformer: cannot read tensor '\(name)': \(error)")
-            }
-        }
+        let p = pack(e)
         if packedBytes + e.count * 4 <= packedBudget {
             packedCache[name] = p
             packedBytes += e.count * 4
         }
         return p
+    }
+
+    /// Packs a resident store's matrix from its buffer, a lazy one's by row chunks (never whole).
+    private func pack(_ e: ParameterStore.Entry) -> PackedMatrix {
+        let (n, k) = (e.shape[0], e.shape[1])
+        guard params.isLazy else { return PackedMatrix(params.pointer(e.name), n: n, k: k) }
+        return PackedMatrix(n: n, k: k) { rows, buf in
+            do { try params.readRows(e.name, rows, into: buf) } catch {
+                preconditionFailure("Transformer: cannot read tensor '\(e.name)': \(error)")
+            }
+        }
     }
 
     /// Drops packed copies of the weights (frees memory; they are rebuilt on demand).

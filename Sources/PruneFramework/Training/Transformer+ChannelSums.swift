@@ -18,13 +18,7 @@ extension Transformer {
     public func channelSums(sequences: [[Int32]], microBatch: Int = 4, fisher: Bool = false, tensors: Set<String>,
                             absolute: Bool, salience: @escaping (Float, Float, Float) -> Double,
                             progress: ((Int, Int) -> Void)? = nil) throws -> ChannelSums {
-        guard let T = sequences.first?.count, T >= 2 else {
-            throw PruneError(.invalidArgument, "gradients: need at least one sequence of ≥ 2 tokens")
-        }
-        for (i, s) in sequences.enumerated() where s.count != T {
-            throw PruneError(.shapeMismatch, "gradients: sequence \(i) has \(s.count) tokens, the first has \(T)")
-        }
-        guard microBatch > 0 else { throw PruneError(.invalidArgument, "gradients: microBatch must be ≥ 1, got \(microBatch)") }
+        let T = try Self.checkGradientInputs(sequences, microBatch: microBatch)
         let pass = LayerwisePass(model: self, sequences: sequences, T: T, microBatch: fisher ? 1 : microBatch, fisher: fisher,
                                  tensors: tensors, sums: ChannelSums(absolute: absolute), salience: salience, progress: progress)
         return try pass.run()

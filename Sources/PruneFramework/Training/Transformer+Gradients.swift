@@ -29,13 +29,7 @@ extension Transformer {
     /// one pass per sequence). `progress` gets (sequences done, total).
     public func gradients(sequences: [[Int32]], microBatch: Int = 4, fisher: Bool = false,
                           progress: ((Int, Int) -> Void)? = nil) throws -> GradientResult {
-        guard let T = sequences.first?.count, T >= 2 else {
-            throw PruneError(.invalidArgument, "gradients: need at least one sequence of ≥ 2 tokens")
-        }
-        for (i, s) in sequences.enumerated() where s.count != T {
-            throw PruneError(.shapeMismatch, "gradients: sequence \(i) has \(s.count) tokens, the first has \(T)")
-        }
-        guard microBatch > 0 else { throw PruneError(.invalidArgument, "gradients: microBatch must be ≥ 1, got \(microBatch)") }
+        let T = try Self.checkGradientInputs(sequences, microBatch: microBatch)
         let n = sequences.count
         let grads = ParameterStore(layoutOf: params)
         var loss = LossSum(sum: 0, count: 0)
@@ -70,6 +64,21 @@ extension Transformer {
             progress?(done, n)
         }
         return GradientResult(gradients: grads, fisher: nil, loss: loss)
+    }
+}
+
+extension Transformer {
+    /// Checks the calibration sequences of a gradient pass (at least one, all of the same length
+    /// ≥ 2) and the micro-batch (≥ 1); returns the length.
+    static func checkGradientInputs(_ sequences: [[Int32]], microBatch: Int) throws -> Int {
+        guard let T = sequences.first?.count, T >= 2 else {
+            throw PruneError(.invalidArgument, "gradients: need at least one sequence of ≥ 2 tokens")
+        }
+        for (i, s) in sequences.enumerated() where s.count != T {
+            throw PruneError(.shapeMismatch, "gradients: sequence \(i) has \(s.count) tokens, the first has \(T)")
+        }
+        guard microBatch > 0 else { throw PruneError(.invalidArgument, "gradients: microBatch must be ≥ 1, got \(microBatch)") }
+        return T
     }
 }
 
