@@ -3,12 +3,14 @@
 # per stage (report.json) and PPL before/after, for
 #   1.5b, 1.5b-taylor: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (scripts/setup.sh qwen2.5-1.5b), 20% of
 #        KV groups and MLP channels with wanda, or taylor element1;
+#   1.5b-lora: wanda as above, then LoRA recovery (LORA_STEPS steps, default 4, of 2 × 128 tokens
+#        from WikiText-2) over the weights kept quantized in the file;
 #   7b, 7b-taylor: the same on a 7B-shaped model (Llama-2-7B shapes, random Q4_K weights, written by
 #        bench/make_7b_gguf.py to $WORK at benchmark time and deleted at the end), and llama.cpp
 #        loading the pruned file;
 #   eval: evaluation speed on the 1.5B model beside llama.cpp's over the same tokens.
 #
-#   [WORK=/tmp/prune-scale] [WINDOWS=16] [SAMPLES=32] bench/run_scale.sh [1.5b] [1.5b-taylor] [7b] [7b-taylor] [eval]
+#   [WORK=/tmp/prune-scale] [WINDOWS=16] [SAMPLES=32] bench/run_scale.sh [1.5b] [1.5b-taylor] [1.5b-lora] [7b] [7b-taylor] [eval]
 #
 # Needs bench/.venv (numpy) and a llama-cpp-python environment (LLAMA_PY, default
 # /root/llama-env/bin/python). Nothing else may run on the machine meanwhile.
@@ -18,6 +20,7 @@ root=$PWD
 work=${WORK:-/tmp/prune-scale}
 windows=${WINDOWS:-16}
 samples=${SAMPLES:-32}
+lora_steps=${LORA_STEPS:-4}
 llama_py=${LLAMA_PY:-/root/llama-env/bin/python}
 steps=${*:-1.5b 1.5b-taylor 7b 7b-taylor eval}
 mkdir -p "$work"
@@ -25,9 +28,9 @@ trap 'rm -f "$work/synthetic-7b.q4_k.gguf"' EXIT
 swift build -c release --product prune >/dev/null 2>&1
 prune=$root/.build/release/prune
 
-recipe() {  # model criterion out type
+recipe() {  # model criterion out type [fineTuner]
   cat <<JSON
-{"version": 1, "model": "$1",
+{"version": 1, "model": "$1", "fineTuner": ${5:-null},
  "calibration": {"dataset": "wikitext2", "samples": $samples, "seqLen": 128},
  "grouping": {"type": "llama"}, "criterion": {"type": "$2"},
  "scheduler": {"type": "uniform", "ratio": 0.2},
@@ -36,10 +39,10 @@ recipe() {  # model criterion out type
 JSON
 }
 
-measure() {  # name model criterion type
+measure() {  # name model criterion type [fineTuner]
   local dir=$work/$1
   mkdir -p "$dir"
-  recipe "$2" "$3" "$dir/out" "$4" > "$dir/recipe.json"
+  recipe "$2" "$3" "$dir/out" "$4" "${5:-null}" > "$dir/recipe.json"
   /usr/bin/time -v "$prune" run "$dir/recipe.json" > /dev/null 2> "$dir/log.txt"
   python3 - "$dir" "$1" <<'PY'
 import json, re, sys
@@ -52,6 +55,10 @@ stages = ", ".join(f"{s['name'].split(' ')[0]} {s['seconds']:.0f} s" for s in r[
 print(f"{name}: peak RSS {rss / 1048576:.2f} GiB, wall {wall}; PPL@128 ({r['evaluations_after'][0]['windows']} windows) "
       f"{r['ppl_before']:.3f} -> {r['ppl_after']:.3f}; params {r['params_before']} -> {r['params_after']}")
 print(f"  stages: {stages}")
+ft = r.get("fine_tune")
+if ft:
+    print(f"  fine-tune: {len(ft['losses'])} steps, loss {ft['losses'][0]:.3f} -> {ft['losses'][-1]:.3f}, "
+          f"{ft['tokens'] / ft['seconds']:.0f} tokens/s; PPL before it {r['evaluations_before_fine_tune'][0]['ppl']:.3f}")
 PY
 }
 
@@ -60,6 +67,9 @@ for step in $steps; do
   1.5b|1.5b-taylor)
     criterion=wanda; [ "$step" = 1.5b-taylor ] && criterion='taylor", "estimator": "element1'
     measure "qwen1.5b-$step" "$root/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$criterion" same-as-input ;;
+  1.5b-lora)
+    lora='{"type": "lora", "steps": '$lora_steps', "batch": 2, "microBatch": 2, "seqLen": 128, "dataset": "wikitext2", "learningRate": 0.0002, "warmupSteps": 1}'
+    measure "qwen1.5b-$step" "$root/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" wanda same-as-input "$lora" ;;
   7b|7b-taylor)
     criterion=wanda; [ "$step" = 7b-taylor ] && criterion='taylor", "estimator": "element1'
     model=$work/synthetic-7b.q4_k.gguf

@@ -116,7 +116,7 @@ public final class ParameterStore: @unchecked Sendable {
         if let p = resident(i) { return try body(UnsafeBufferPointer(start: p, count: e.count)) }
         let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(e.count, 1))
         defer { tmp.deallocate() }
-        do { try lazy[i].source(0..<e.rowCount, tmp) } catch {
+        do { try source(i)(0..<e.rowCount, tmp) } catch {
             preconditionFailure("ParameterStore: cannot read tensor '\(name)' (its file changed after it was checked?): \(error)")
         }
         return try body(UnsafeBufferPointer(start: tmp, count: e.count))
@@ -129,9 +129,12 @@ public final class ParameterStore: @unchecked Sendable {
         if let p = resident(i) {
             into.update(from: p + rows.lowerBound * e.rowWidth, count: rows.count * e.rowWidth)
         } else {
-            try lazy[i].source(rows, into)
+            try source(i)(rows, into)
         }
     }
+
+    /// Where a lazy tensor is read from (`update` may change it).
+    private func source(_ i: Int) -> TensorSource { lock.withLock { lazy[i].source } }
 
     /// The tensor's values if they are in memory (resident store, or materialised).
     private func resident(_ i: Int) -> UnsafeMutablePointer<Float>? {
@@ -167,6 +170,27 @@ public final class ParameterStore: @unchecked Sendable {
         version += 1
         lock.withLock {
             for name in names { if let i = index[name], i < lazy.count { lazy[i].owned = false } }
+        }
+    }
+
+    /// Changes the rows of a tensor by `change(rows, values)`, called with rows of the tensor and
+    /// their values, row-major. A tensor in memory (a resident store, or one the store owns since
+    /// `markModified`) changes at once; a tensor still read from its source gets the change
+    /// deferred into the source, which applies it to whatever rows are read, so the change costs
+    /// no f32 copy of the tensor (LoRA's merge over weights that stay quantized in their file).
+    public func update(_ name: String, rows change: @escaping @Sendable (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        let i = position(name), e = entries[i]
+        version += 1
+        if let contiguous { return change(0..<e.rowCount, contiguous.baseAddress! + e.offset) }
+        lock.withLock {
+            if lazy[i].owned, let p = lazy[i].values { return change(0..<e.rowCount, p) }
+            lazy[i].values?.deallocate()
+            lazy[i].values = nil
+            let read = lazy[i].source
+            lazy[i].source = { rows, into in
+                try read(rows, into)
+                change(rows, into)
+            }
         }
     }
 
@@ -210,7 +234,7 @@ public typealias TensorSource = @Sendable (_ rows: Range<Int>, _ into: UnsafeMut
 
 /// One tensor of a lazy store: where it is read from, and its values once materialised.
 private struct LazyTensor {
-    let source: TensorSource
+    var source: TensorSource
     var values: UnsafeMutablePointer<Float>?
     /// Modified in place (see `markModified`): kept by `release()`.
     var owned = false

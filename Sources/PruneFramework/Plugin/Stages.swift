@@ -164,6 +164,13 @@ public struct FineTuneReport: Codable, Sendable {
 /// leaves no extra tensors behind (adapters are merged).
 public protocol FineTuner: Plugin {
     func fineTune(_ model: Transformer, context: FineTuneContext) throws -> FineTuneReport
+    /// Sequences and tokens per sequence of one forward/backward pass, for the memory estimate
+    /// (`prune validate`); nil when the fine-tuner does not say.
+    var passShape: (sequences: Int, seqLen: Int)? { get }
+}
+
+extension FineTuner {
+    public var passShape: (sequences: Int, seqLen: Int)? { nil }
 }
 
 /// A criterion that also scores single weights, for mask schedulers (unstructured and N:M sparsity).

@@ -6,10 +6,16 @@ public struct TrainingTensors<E: KernelScalar> {
     public var weight: (String) -> UnsafePointer<E>
     /// The gradient buffer of a parameter, or nil when it is frozen (its weight gradient is skipped).
     public var gradient: (String) -> UnsafeMutablePointer<E>?
+    /// Called with the names of weights a pass is done with for now (a block after its forward or
+    /// backward, the head, the embedding), so a store that reads them from their file may free
+    /// them; pointers from `weight` are not used after it until asked again. Nothing by default.
+    public var release: ([String]) -> Void
 
-    public init(weight: @escaping (String) -> UnsafePointer<E>, gradient: @escaping (String) -> UnsafeMutablePointer<E>?) {
+    public init(weight: @escaping (String) -> UnsafePointer<E>, gradient: @escaping (String) -> UnsafeMutablePointer<E>?,
+                release: @escaping ([String]) -> Void = { _ in }) {
         self.weight = weight
         self.gradient = gradient
+        self.release = release
     }
 }
 
@@ -52,10 +58,12 @@ public final class Backprop<E: KernelScalar> {
         let c = config, D = c.hiddenSize, N = B * T
         let x = Buffer<E>(N * D)
         embeddingForward(x.p, tensors.weight(TensorNames.tokenEmbedding), tokens: tokens, dim: D)
+        tensors.release([TensorNames.tokenEmbedding])
         let rope = RoPETable(headDim: c.headDim, base: c.ropeBase, maxPositions: T)
         var saved: [LayerActivations<E>] = []
         for l in 0..<c.nLayers {
             saved.append(blockForward(l, x: x.p, B: B, T: T, rope: rope))
+            tensors.release(TensorNames.layerTensors(l, c).map(\.name))
         }
         lastActivationBytes = saved.reduce(0) { $0 + $1.bytes }
         let rstdF = Buffer<E>(N), hF = Buffer<E>(N * D)
@@ -67,9 +75,11 @@ public final class Backprop<E: KernelScalar> {
         let dx = Buffer<E>(N * D)
         rmsnormBackward(dx.p, tensors.gradient(TensorNames.outputNorm), dhF.p, x.p,
                         tensors.weight(TensorNames.outputNorm), rstdF.p, rows: N, dim: D)
+        tensors.release([TensorNames.outputNorm, c.tiedEmbeddings ? TensorNames.tokenEmbedding : TensorNames.output])
         for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
             blockBackward(l, dx: dx.p, saved: saved[l], B: B, T: T, rope: rope)
             saved[l] = LayerActivations()
+            tensors.release(TensorNames.layerTensors(l, c).map(\.name))
         }
         if let g = tensors.gradient(TensorNames.tokenEmbedding) {
             embeddingBackward(g, dx.p, tokens: tokens, dim: D)

@@ -106,12 +106,17 @@ public final class LoRAAdapter<E: KernelScalar> {
 
     /// Adds scaling·B·A (n × k) into the weight the adapter sits on.
     public func merge(into w: UnsafeMutablePointer<E>) {
-        let k = inFeatures, n = outFeatures, r = rank
-        for j in 0..<n {
+        Self.merge(rows: 0..<outFeatures, into: w, a: a, b: b, scaling: scaling, rank: rank, inFeatures: inFeatures)
+    }
+
+    /// Adds rows `rows` of scaling·B·A into `w`, which holds those rows of the weight.
+    static func merge(rows: Range<Int>, into w: UnsafeMutablePointer<E>, a: [E], b: [E], scaling: E, rank r: Int, inFeatures k: Int) {
+        for j in rows {
+            let wj = w + (j - rows.lowerBound) * k
             for i in 0..<r {
                 let s = scaling * b[j * r + i]
                 if s == 0 { continue }
-                for c in 0..<k { w[j * k + c] += s * a[i * k + c] }
+                for c in 0..<k { wj[c] += s * a[i * k + c] }
             }
         }
     }
@@ -119,5 +124,14 @@ public final class LoRAAdapter<E: KernelScalar> {
     public func zeroGradients() {
         for i in gradA.indices { gradA[i] = 0 }
         for i in gradB.indices { gradB[i] = 0 }
+    }
+}
+
+extension LoRAAdapter where E == Float {
+    /// The merge as a row-wise change of the adapted weight (`ParameterStore.update`), holding
+    /// a copy of the adapter's A and B as they are now.
+    public var mergeRows: @Sendable (Range<Int>, UnsafeMutablePointer<Float>) -> Void {
+        let (a, b, s, r, k) = (a, b, scaling, rank, inFeatures)
+        return { rows, w in Self.merge(rows: rows, into: w, a: a, b: b, scaling: s, rank: r, inFeatures: k) }
     }
 }

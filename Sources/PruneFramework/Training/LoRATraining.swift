@@ -71,6 +71,7 @@ public enum LoRATraining {
         for l in layers where l < 0 || l >= c.nLayers {
             throw PruneError(.outOfRange, "LoRA: layer '\(l)' is outside the model's layers 0..<\(c.nLayers)")
         }
+        model.releasePackedWeights()  // the weights change at the merge; training does not pack
         let pass = model.backprop(gradients: nil)
         var adapters: [(name: String, adapter: LoRAAdapter<Float>, adam: AdamW)] = []
         for l in layers {
@@ -134,11 +135,13 @@ public enum LoRATraining {
             progress?(Step(step: step + 1, steps: s.steps, loss: loss, learningRate: lr,
                            tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(t0), 1e-9)))
         }
+        // A weight read from its file keeps being read from it, with the merge applied to the rows
+        // read: the model never holds the merged f32 copy.
         for a in adapters {
             a.adapter.training = false
-            a.adapter.merge(into: model.params.pointer(a.name))
+            model.params.update(a.name, rows: a.adapter.mergeRows)
         }
-        model.params.markModified()
+        if model.params.isLazy { model.params.release() }
         return FineTuneReport(losses: losses, tokens: tokens, seconds: Date().timeIntervalSince(t0), trainableParameters: trainable)
     }
 }

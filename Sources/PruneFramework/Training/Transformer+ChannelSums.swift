@@ -173,7 +173,7 @@ private final class LayerwisePass {
     }
 
     func blockTensors(_ l: Int) -> [String] {
-        TensorNames.layout(for: config).map(\.name).filter { TensorNames.layer(of: $0) == l }
+        TensorNames.layerTensors(l, config).map(\.name)
     }
 }
 

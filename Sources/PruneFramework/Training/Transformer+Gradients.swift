@@ -12,14 +12,21 @@ public struct GradientResult {
 extension Transformer {
     /// A training pass over this model's Float parameters; gradients go to `gradients` for the names
     /// `trainable` accepts (others are frozen and their weight gradients skipped).
+    ///
+    /// When the weights are read from their file and their f32 size exceeds `packedBudget`, each
+    /// pass materialises a block's weights for its forward and again for its backward and frees
+    /// them in between, so training holds one block's f32 weights at a time (more reading, the
+    /// same numbers); a smaller model keeps what it read.
     public func backprop(gradients: ParameterStore?, trainable: @escaping (String) -> Bool = { _ in true }) -> Backprop<Float> {
         let params = self.params
+        let lean = params.isLazy && config.f32Bytes > packedBudget
         let tensors = TrainingTensors<Float>(
             weight: { UnsafePointer(params.pointer($0)) },
             gradient: { name in
                 guard let g = gradients, trainable(name), g.contains(name) else { return nil }
                 return g.pointer(name)
-            })
+            },
+            release: { if lean { params.release($0) } })
         return Backprop(config: config, tensors: tensors)
     }
 

@@ -59,12 +59,30 @@ extension PruneRun {
             }
         }
         if let ft = recipe.fineTuner {
-            stages.append(("fine-tuning with '\(type(of: ft).name)'", [("f32 weights", lazy ? f32 : 0), ("activations and adapters", forward * L / 4)]))
+            stages.append(("fine-tuning with '\(type(of: ft).name)'", fineTuneParts(ft, c, lazy: lazy, block: block, head: headBytes)))
         }
         stages.append(("export", [("one tensor in f32 and encoded", 2 * largest)]))
         let peak = stages.max { a, b in a.1.reduce(0) { $0 + $1.1 } < b.1.reduce(0) { $0 + $1.1 } }!
         let parts = (base + peak.1).filter { $0.1 > 0 }.sorted { $0.1 > $1.1 }.map { (what: $0.0, bytes: $0.1) }
         return MemoryEstimate(parts: parts, stage: peak.0)
+    }
+
+    /// What a fine-tune holds: the f32 weights (one block and the head at a time when they are
+    /// read from the file and larger than the packed budget, see `Transformer.backprop`), and every
+    /// layer's kept activations of one pass, with the adapters' copies of their inputs.
+    func fineTuneParts(_ ft: any FineTuner, _ c: ModelConfig, lazy: Bool, block: Int, head: Int) -> [(String, Int)] {
+        let (mb, T) = ft.passShape ?? (2, 256)
+        let N = mb * T, D = c.hiddenSize, hd = c.headDim
+        let kept = (0..<c.nLayers).reduce(0) { sum, l in
+            let q = c.nHead[l] * hd, kv = c.nKVHead[l] * hd, F = c.ffnDim[l]
+            let block = N * (4 * D + 2 * q + 2 * kv + 3 * F + 2) + mb * c.nHead[l] * T * T
+            let adapters = 2 * N * (5 * D + q + F)  // inputs and dropout masks of q, k, v, o, gate, up, down
+            return sum + 4 * (block + adapters)
+        }
+        let weights: (String, Int) = !lazy ? ("", 0)
+            : c.f32Bytes > Transformer.defaultPackedBudget ? ("one block's and the head's f32 weights at a time", block + head)
+            : ("f32 weights", c.f32Bytes)
+        return [weights, ("activations of one pass, every layer (fineTuner.microBatch × seqLen)", kept)]
     }
 
     /// Throws when the estimate exceeds the recipe's `memory.budgetGB` or the machine's memory,

@@ -94,6 +94,8 @@ public struct LoRAFineTuner: FineTuner {
         return s
     }
 
+    public var passShape: (sequences: Int, seqLen: Int)? { (min(microBatch, batch), seqLen) }
+
     /// The layers that get adapters in a model of `n` layers.
     func adaptedLayers(_ n: Int) throws -> [Int] {
         guard let l = layers else { return Array(0..<n) }

@@ -60,6 +60,8 @@ public struct SAAPGroupFineTuner: FineTuner {
         try c.encode(groupSize, forKey: .groupSize)
     }
 
+    public var passShape: (sequences: Int, seqLen: Int)? { lora.passShape }
+
     /// LoRA settings for one group (`steps` steps; the seed varies by group).
     func settings(group k: Int) -> LoRASettings {
         var s = lora.settings
