@@ -75,9 +75,9 @@ extension PruneRun {
         let N = mb * T, D = c.hiddenSize, hd = c.headDim
         let kept = (0..<c.nLayers).reduce(0) { sum, l in
             let q = c.nHead[l] * hd, kv = c.nKVHead[l] * hd, F = c.ffnDim[l]
-            let block = N * (4 * D + 2 * q + 2 * kv + 3 * F + 2) + mb * c.nHead[l] * T * T
+            let layer = N * (4 * D + 2 * q + 2 * kv + 3 * F + 2) + mb * c.nHead[l] * T * T
             let adapters = 2 * N * (5 * D + q + F)  // inputs and dropout masks of q, k, v, o, gate, up, down
-            return sum + 4 * (block + adapters)
+            return sum + 4 * (layer + adapters)
         }
         let weights: (String, Int) = !lazy ? ("", 0)
             : c.f32Bytes > Transformer.defaultPackedBudget ? ("one block's and the head's f32 weights at a time", block + head)
