@@ -7,11 +7,12 @@ import TestSupport
 /// The memory preflight: an estimate of a recipe's peak from the model's config, checked against
 /// `memory.budgetGB` (or the machine) before any work.
 @Suite struct MemoryEstimateTests {
-    static func run(criterion: String, memory: String = "", model: String = "m.gguf") throws -> PruneRun {
+    static func run(criterion: String, memory: String = "", model: String = "m.gguf", fineTuner: String = "null",
+                    scheduler: String = #"{"type": "uniform", "ratio": 0.2}"#) throws -> PruneRun {
         let json = """
             {"version": 1, "model": "\(model)", "calibration": {"samples": 32, "seqLen": 128},
-             "grouping": {"type": "llama"}, "criterion": \(criterion),
-             "scheduler": {"type": "uniform", "ratio": 0.2}\(memory)}
+             "grouping": {"type": "llama"}, "criterion": \(criterion), "fineTuner": \(fineTuner),
+             "scheduler": \(scheduler)\(memory)}
             """
         return PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "r.json")
     }
@@ -22,21 +23,35 @@ import TestSupport
                                      ropeBase: 10000, rmsEps: 1e-5, contextLength: 4096, tiedEmbeddings: false)
 
     @Test func aSevenBillionModelFitsWithWandaAndBlockByBlockTaylor() throws {
-        let wanda = try Self.run(criterion: #"{"type": "wanda"}"#).memoryEstimate(Self.llama7B, lazy: true)
-        let taylor = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#).memoryEstimate(Self.llama7B, lazy: true)
+        let wanda = try Self.run(criterion: #"{"type": "wanda"}"#).memoryEstimate(Self.llama7B)
+        let taylor = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#).memoryEstimate(Self.llama7B)
         #expect(wanda.total < 6_000_000_000 && taylor.total < 10_000_000_000, "\(wanda.total) \(taylor.total)")
         #expect(taylor.stage == "gradients block by block")
-        // From a Hugging Face directory the f32 weights (27 GB) are in memory.
-        let hf = try Self.run(criterion: #"{"type": "wanda"}"#).memoryEstimate(Self.llama7B, lazy: false)
-        #expect(hf.total > Self.llama7B.f32Bytes)
+        // Mask mode's Taylor takes the whole gradient: the f32 weights and gradient (2 × 27 GB).
+        let mask = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#,
+                                scheduler: #"{"type": "unstructured", "ratio": 0.5}"#).memoryEstimate(Self.llama7B)
+        #expect(mask.total > 2 * Self.llama7B.f32Bytes && mask.stage == "gradients of the whole model")
+    }
+
+    /// LoRA holds one block's and the head's f32 weights at a time, and every layer's activations
+    /// of one pass, which grow with microBatch × seqLen.
+    @Test func loraOverASevenBillionModelHoldsOneBlockAtATime() throws {
+        func lora(_ microBatch: Int) throws -> MemoryEstimate {
+            try Self.run(criterion: #"{"type": "wanda"}"#,
+                         fineTuner: #"{"type": "lora", "batch": 8, "microBatch": \#(microBatch), "seqLen": 256}"#).memoryEstimate(Self.llama7B)
+        }
+        let small = try lora(1), large = try lora(8)
+        #expect(small.stage == "fine-tuning with 'lora'" && small.total < 10_000_000_000, "\(small.total)")
+        #expect(small.parts.contains { $0.what.hasPrefix("one block's and the head's f32 weights") })
+        #expect(large.total > small.total + 5_000_000_000, "\(large.total) vs \(small.total)")
     }
 
     @Test func aBudgetTooSmallIsRefusedNamingTheSetting() throws {
         let run = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#, memory: #", "memory": {"budgetGB": 4}"#)
-        let e = try #require(throws: PruneError.self) { try run.checkMemory(Self.llama7B, lazy: true) }
+        let e = try #require(throws: PruneError.self) { try run.checkMemory(Self.llama7B) }
         #expect(e.message.contains("more than memory.budgetGB = 4 (3.73 GiB)") && e.message.contains("calibration.samples"), "\(e.message)")
         let fits = try Self.run(criterion: #"{"type": "wanda"}"#, memory: #", "memory": {"budgetGB": 8}"#)
-        try fits.checkMemory(Self.llama7B, lazy: true)
+        try fits.checkMemory(Self.llama7B)
     }
 
     @Test func theBudgetIsCheckedWhenTheRecipeIsRead() throws {

@@ -13,9 +13,9 @@ struct MemoryEstimate {
 }
 
 extension PruneRun {
-    /// The estimate for `config` read from `source`: what every stage holds beside the weights
-    /// (f32 in memory for a Hugging Face directory; read when used from a GGUF file).
-    func memoryEstimate(_ config: ModelConfig, lazy: Bool) -> MemoryEstimate {
+    /// The estimate for `config`: what every stage holds beside the weights, which are read from
+    /// the model's files when used (GGUF or safetensors).
+    func memoryEstimate(_ config: ModelConfig) -> MemoryEstimate {
         let c = config, D = c.hiddenSize, V = c.vocabSize, L = c.nLayers, F = c.ffnDim.max() ?? 0
         let f32 = c.f32Bytes, layout = TensorNames.layout(for: c)
         let bytes: [Int] = layout.map { 4 * $0.shape.reduce(1, *) }
@@ -25,7 +25,6 @@ extension PruneRun {
         let block = perLayer.max() ?? 0
         let headBytes = 4 * V * D
         var base: [(String, Int)] = [("program, tokenizer and data", 300 << 20)]
-        if !lazy { base.append(("f32 weights of the Hugging Face model", f32)) }
         base.append(("packed weights (cache of \(MemoryBudget.gib(Transformer.defaultPackedBudget)))", min(Transformer.defaultPackedBudget, f32)))
         base.append(("the largest tensor, read for packing", largest))
         // A forward over 1024 tokens: the residual stream, one block's activations, logits by 64 rows.
@@ -52,14 +51,14 @@ extension PruneRun {
                 stages.append(("gradients block by block", parts))
             } else {
                 stages.append(("gradients of the whole model", [
-                    ("f32 weights", lazy ? f32 : 0),
+                    ("f32 weights", f32),
                     ("f32 gradient\(fisher ? ", Fisher diagonal and per-sequence gradient" : "")", f32 * (fisher ? 3 : 1)),
                     ("activations of one micro-batch, every layer (criterion.microBatch)", activations * L),
                 ]))
             }
         }
         if let ft = recipe.fineTuner {
-            stages.append(("fine-tuning with '\(type(of: ft).name)'", fineTuneParts(ft, c, lazy: lazy, block: block, head: headBytes)))
+            stages.append(("fine-tuning with '\(type(of: ft).name)'", fineTuneParts(ft, c, block: block, head: headBytes)))
         }
         stages.append(("export", [("one tensor in f32 and encoded", 2 * largest)]))
         let peak = stages.max { a, b in a.1.reduce(0) { $0 + $1.1 } < b.1.reduce(0) { $0 + $1.1 } }!
@@ -68,9 +67,9 @@ extension PruneRun {
     }
 
     /// What a fine-tune holds: the f32 weights (one block and the head at a time when they are
-    /// read from the file and larger than the packed budget, see `Transformer.backprop`), and every
-    /// layer's kept activations of one pass, with the adapters' copies of their inputs.
-    func fineTuneParts(_ ft: any FineTuner, _ c: ModelConfig, lazy: Bool, block: Int, head: Int) -> [(String, Int)] {
+    /// larger than the packed budget, see `Transformer.backprop`), and every layer's kept
+    /// activations of one pass, with the adapters' copies of their inputs.
+    func fineTuneParts(_ ft: any FineTuner, _ c: ModelConfig, block: Int, head: Int) -> [(String, Int)] {
         let (mb, T) = ft.passShape ?? (2, 256)
         let N = mb * T, D = c.hiddenSize, hd = c.headDim
         let kept = (0..<c.nLayers).reduce(0) { sum, l in
@@ -79,21 +78,20 @@ extension PruneRun {
             let adapters = 2 * N * (5 * D + q + F)  // inputs and dropout masks of q, k, v, o, gate, up, down
             return sum + 4 * (layer + adapters)
         }
-        let weights: (String, Int) = !lazy ? ("", 0)
-            : c.f32Bytes > Transformer.defaultPackedBudget ? ("one block's and the head's f32 weights at a time", block + head)
-            : ("f32 weights", c.f32Bytes)
+        let weights: (String, Int) = c.f32Bytes > Transformer.defaultPackedBudget
+            ? ("one block's and the head's f32 weights at a time", block + head) : ("f32 weights", c.f32Bytes)
         return [weights, ("activations of one pass, every layer (fineTuner.microBatch × seqLen)", kept)]
     }
 
     /// Throws when the estimate exceeds the recipe's `memory.budgetGB` or the machine's memory,
     /// naming the largest parts and what to change.
-    func checkMemory(_ config: ModelConfig, lazy: Bool) throws {
-        let e = memoryEstimate(config, lazy: lazy)
+    func checkMemory(_ config: ModelConfig) throws {
+        let e = memoryEstimate(config)
         let budget = recipe.memory.budgetGB.map { Int($0 * 1e9) } ?? MemoryBudget.limit ?? MemoryBudget.physicalBytes
         guard e.total > budget else { return }
         let where_ = recipe.memory.budgetGB.map { String(format: "memory.budgetGB = %g", $0) } ?? "this machine's memory"
         let parts = e.parts.prefix(4).map { "\($0.what) \(MemoryBudget.gib($0.bytes))" }.joined(separator: "; ")
-        throw PruneError(.outOfRange, "recipe: the run needs about \(MemoryBudget.gib(e.total)) at its peak (\(e.stage)), more than \(where_) (\(MemoryBudget.gib(budget))): \(parts). Lower what the largest part names, use a GGUF model (its weights are read when used), or raise memory.budgetGB")
+        throw PruneError(.outOfRange, "recipe: the run needs about \(MemoryBudget.gib(e.total)) at its peak (\(e.stage)), more than \(where_) (\(MemoryBudget.gib(budget))): \(parts). Lower what the largest part names, or raise memory.budgetGB")
     }
 }
 
@@ -101,7 +99,7 @@ extension PruneRun {
     /// One line for `prune validate`: the estimated peak and its stage.
     public func memorySummary() throws -> String {
         let source = try ModelSource(path: recipe.model)
-        let e = memoryEstimate(try source.config(), lazy: source.gguf != nil)
+        let e = memoryEstimate(try source.config())
         let budget = recipe.memory.budgetGB.map { String(format: "memory.budgetGB = %g", $0) } ?? "this machine's \(MemoryBudget.gib(MemoryBudget.physicalBytes))"
         return "estimated peak memory \(MemoryBudget.gib(e.total)) (\(e.stage)), within \(budget)"
     }

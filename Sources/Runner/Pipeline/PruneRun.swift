@@ -60,7 +60,7 @@ public final class PruneRun {
         } catch let e as PruneError {
             throw PruneError(e.code, "recipe: model: \(e.message)")
         }
-        try checkMemory(config, lazy: source.gguf != nil)
+        try checkMemory(config)
         try checkSequential(config)
         try checkOutputType(source: source)
         try checkRoundTo(config)
@@ -104,7 +104,7 @@ public final class PruneRun {
     /// Load, evaluate, calibrate, prune, fine-tune, export, evaluate, report.
     private func runStages() throws -> RunReport {
         let source = try ModelSource(path: recipe.model)
-        // A GGUF model's weights are read from the file when used, and a pruned model cuts them
+        // A model's weights are read from its files when used, and a pruned model cuts them
         // from the model before it when read: no stage holds a second copy of the weights. The
         // pruned model is released before its export is read back.
         var model: Transformer! = try timed("load \(recipe.model)") {

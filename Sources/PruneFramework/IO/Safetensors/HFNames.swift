@@ -57,6 +57,16 @@ public enum HFNames {
         permuteRows(w, nHead: heads, headDim: config.headDim, cols: cols, toGGUF: to == .adjacentPairs)
     }
 
+    /// The row of a RoPE tensor in the `from` layout that holds row `row` of the tensor in the `to`
+    /// layout (rows counted over all heads, `headDim` rows per head): the permutation
+    /// `convertRoPERows` applies, one row at a time. From halves to adjacent pairs, row
+    /// `h·hd + 2i + j` comes from row `h·hd + j·hd/2 + i`.
+    static func ropeSourceRow(_ row: Int, headDim hd: Int, from: RoPELayout, to: RoPELayout) -> Int {
+        guard from != to else { return row }
+        let head = row - row % hd, r = row % hd, half = hd / 2
+        return to == .adjacentPairs ? head + (r % 2) * half + r / 2 : head + 2 * (r % half) + r / half
+    }
+
     /// Reorders the rows of a Hugging Face `q_proj`/`k_proj` weight into the GGUF RoPE layout.
     ///
     /// - Parameters:

@@ -55,6 +55,10 @@ public struct SafetensorsTensorInfo: Sendable, Equatable {
     public var dtype: SafetensorsDType? { SafetensorsDType(rawValue: dtypeName) }
     /// Number of elements.
     public var count: Int { shape.reduce(1, *) }
+    /// Values per row: the last dimension (a vector is one row), as in `ParameterStore.Entry`.
+    public var rowWidth: Int { shape.count >= 2 ? shape[shape.count - 1] : count }
+    /// Number of rows (0 when a row is empty).
+    public var rowCount: Int { rowWidth == 0 ? 0 : count / rowWidth }
 }
 
 /// A read-only safetensors file: header parsed and validated on open, tensors converted to f32 on read.
@@ -123,25 +127,57 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Converts the tensor `info` (from this file's `tensors`) to f32 into `out`.
     public func read(_ info: SafetensorsTensorInfo, into out: UnsafeMutableBufferPointer<Float>) throws {
-        let file = (path as NSString).lastPathComponent
-        guard let dtype = info.dtype else {
-            throw PruneError(.unsupported, "safetensors file '\(file)': tensor '\(ByteReader.shown(info.name))' has dtype '\(info.dtypeName)'; supported: F32, F16, BF16")
-        }
+        let dtype = try checkedDType(info)
         guard out.count == info.count else {
-            throw PruneError(.shapeMismatch, "safetensors file '\(file)': tensor '\(ByteReader.shown(info.name))' has \(info.count) elements \(info.shape), the destination holds \(out.count)")
+            throw PruneError(.shapeMismatch, "safetensors file '\(fileName)': tensor '\(ByteReader.shown(info.name))' has \(info.count) elements \(info.shape), the destination holds \(out.count)")
         }
-        let data = self.file.bytes
-        guard info.range.lowerBound >= 0, info.range.upperBound <= data.count,
-              info.range.count == info.count * dtype.size else {
-            throw PruneError(.invalidArgument, "safetensors file '\(file)': tensor info '\(ByteReader.shown(info.name))' does not belong to this file")
-        }
-        HalfFloat.decode(dtype, from: UnsafeRawBufferPointer(rebasing: data[info.range]), into: out)
+        HalfFloat.decode(dtype, from: UnsafeRawBufferPointer(rebasing: file.bytes[info.range]), into: out)
     }
+
+    /// Converts rows `rows` of the tensor `info` (from this file's `tensors`) to f32 into `out`:
+    /// `rows.count × info.rowWidth` values, row-major.
+    public func read(_ info: SafetensorsTensorInfo, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        let dtype = try checkedDType(info)
+        guard rows.lowerBound >= 0, rows.upperBound <= info.rowCount else {
+            throw PruneError(.outOfRange, "safetensors file '\(fileName)': tensor '\(ByteReader.shown(info.name))' has \(info.rowCount) rows \(info.shape); rows \(rows) are out of range")
+        }
+        HalfFloat.decode(dtype, from: UnsafeRawBufferPointer(rebasing: file.bytes[byteRange(info, rows: rows, dtype: dtype)]),
+                         into: UnsafeMutableBufferPointer(start: out, count: rows.count * info.rowWidth))
+    }
+
+    /// Lets the kernel drop the pages holding rows `rows` of `info` from this process's memory
+    /// when they are 64 KiB or more (a later read maps them again), so a large model read once
+    /// need not stay resident. `info` must be a checked tensor of this file.
+    func dropPages(_ info: SafetensorsTensorInfo, rows: Range<Int>) {
+        guard let dtype = info.dtype else { return }
+        let bytes = byteRange(info, rows: rows, dtype: dtype)
+        if bytes.count >= 1 << 16 { file.dropPages(offset: bytes.lowerBound, count: bytes.count) }
+    }
+
+    /// The dtype of `info`, checked to be one this package converts and to lie in this file.
+    func checkedDType(_ info: SafetensorsTensorInfo) throws -> SafetensorsDType {
+        guard let dtype = info.dtype else {
+            throw PruneError(.unsupported, "safetensors file '\(fileName)': tensor '\(ByteReader.shown(info.name))' has dtype '\(info.dtypeName)'; supported: F32, F16, BF16")
+        }
+        guard info.range.lowerBound >= 0, info.range.upperBound <= file.bytes.count,
+              info.range.count == info.count * dtype.size else {
+            throw PruneError(.invalidArgument, "safetensors file '\(fileName)': tensor info '\(ByteReader.shown(info.name))' does not belong to this file")
+        }
+        return dtype
+    }
+
+    /// The file bytes of rows `rows` of `info`.
+    private func byteRange(_ info: SafetensorsTensorInfo, rows: Range<Int>, dtype: SafetensorsDType) -> Range<Int> {
+        let rowBytes = info.rowWidth * dtype.size
+        return (info.range.lowerBound + rows.lowerBound * rowBytes)..<(info.range.lowerBound + rows.upperBound * rowBytes)
+    }
+
+    /// The file's name without its directory, as errors show it.
+    private var fileName: String { (path as NSString).lastPathComponent }
 
     private func lookup(_ name: String) throws -> SafetensorsTensorInfo {
         guard let i = index[name] else {
-            let file = (path as NSString).lastPathComponent
-            throw PruneError(.unknownName, "safetensors file '\(file)': no tensor named '\(ByteReader.shown(name))'; the file has \(tensors.count) tensors")
+            throw PruneError(.unknownName, "safetensors file '\(fileName)': no tensor named '\(ByteReader.shown(name))'; the file has \(tensors.count) tensors")
         }
         return tensors[i]
     }

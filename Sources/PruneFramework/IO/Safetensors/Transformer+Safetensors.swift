@@ -21,32 +21,26 @@ extension Transformer {
         }
     }
 
-    /// Loads a model from explicit weight files (one or more shards) and a `config.json`.
+    /// Loads a model from explicit weight files (one or more shards) and a `config.json`. The
+    /// weights stay in the memory-mapped files in their stored type and are widened to f32 when
+    /// used (see `ParameterStore`'s lazy stores), so a model needs about one tensor of f32 memory
+    /// beside what the forward packs.
     ///
-    /// Every tensor's shape is checked against config.json and the f32 size against the machine's
-    /// memory before anything is allocated; a tensor holding NaN or infinity is an error naming it.
+    /// Every tensor's shape is checked against config.json first, and every tensor is read once
+    /// here, a chunk at a time: a tensor holding NaN or infinity is an error naming it and its file.
     public convenience init(safetensorsFiles paths: [String], configPath: String) throws {
         let config = try HFConfig(path: configPath).modelConfig()
-        let architecture = try Architectures.named(config.architecture)
         let files = try paths.map { try SafetensorsFile(path: $0) }
-        let jobs = try Self.checkedTensors(files, config: config)
-        try MemoryBudget.check(config.f32Bytes, what: "model '\(configPath)' loaded as f32 weights",
-                               fix: "this model is too large for this machine")
-        let store = ParameterStore(layout: TensorNames.layout(for: config))
-        let errors = ErrorBox()
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
-            let (file, info) = jobs[i]
-            guard let name = HFNames.canonical(hf: info.name, architecture: architecture) else { return }
-            let view = store.view(name)
-            do {
-                try file.read(info, into: view)
-                try Self.checkFinite(view, tensor: info.name, source: "safetensors file '\((file.path as NSString).lastPathComponent)'")
-            } catch { errors.set(error); return }
-            // Hugging Face rotates halves; a model held in the adjacent-pairs layout gets its Q/K rows reordered.
-            HFNames.convertRoPERows(view, canonical: name, config: config, from: .halves, to: config.ropeLayout)
+        let tensors = try zip(TensorNames.layout(for: config), Self.checkedTensors(files, config: config)).map { layout, t in
+            (name: layout.name, shape: layout.shape, file: t.file, info: t.info,
+             source: try t.file.source(t.info, canonical: layout.name, config: config))
         }
-        if let e = errors.first { throw e }
-        try self.init(config: config, params: store)
+        // File by file, in the files' own names and row order, so an error names the shard and the tensor as stored.
+        for file in files {
+            let stored = try tensors.filter { $0.file === file }.map { ($0.info.name, $0.shape, try file.source($0.info)) }
+            try Self.checkFinite(ParameterStore(lazy: stored), source: "safetensors file '\((file.path as NSString).lastPathComponent)'")
+        }
+        try self.init(config: config, params: ParameterStore(lazy: tensors.map { ($0.name, $0.shape, $0.source) }))
     }
 
     /// The file and info of each tensor the config's layout needs, in layout order: each must be
@@ -172,5 +166,44 @@ extension Transformer {
             }
         }
         return out
+    }
+}
+
+extension SafetensorsFile {
+    /// Reads rows of the tensor `info` as stored: converts them to f32 from the mapped file, then
+    /// lets the kernel drop the pages read when they are many. Throws now when the tensor's dtype
+    /// is not F32, F16 or BF16.
+    func source(_ info: SafetensorsTensorInfo) throws -> TensorSource {
+        _ = try checkedDType(info)
+        return { [self] rows, into in
+            try read(info, rows: rows, into: into)
+            dropPages(info, rows: rows)
+        }
+    }
+
+    /// Reads rows of the tensor `info` as the canonical tensor `name` of a model of `config` holds
+    /// them: the Q/K rows and biases of a model in the adjacent-pairs layout come from their
+    /// Hugging Face rows in the halves layout (`HFNames.ropeSourceRow`), any other tensor as stored.
+    func source(_ info: SafetensorsTensorInfo, canonical name: String, config: ModelConfig) throws -> TensorSource {
+        let stored = try source(info)
+        guard config.ropeLayout != .halves, HFNames.ropeRows(canonical: name, config: config) != nil else { return stored }
+        guard info.shape.count >= 2 else {
+            // A bias is one row: read whole and reordered in place.
+            return { rows, into in
+                try stored(rows, into)
+                guard !rows.isEmpty else { return }
+                HFNames.convertRoPERows(UnsafeMutableBufferPointer(start: into, count: info.count), canonical: name, config: config,
+                                        from: .halves, to: config.ropeLayout)
+            }
+        }
+        let hd = config.headDim, width = info.rowWidth
+        return { [self] rows, into in
+            for (k, row) in rows.enumerated() {
+                let hf = HFNames.ropeSourceRow(row, headDim: hd, from: .halves, to: config.ropeLayout)
+                try read(info, rows: hf..<(hf + 1), into: into + k * width)
+            }
+            // The rows read lie in the heads the rows requested lie in.
+            if let first = rows.first, let last = rows.last { dropPages(info, rows: (first / hd * hd)..<((last / hd + 1) * hd)) }
+        }
     }
 }
