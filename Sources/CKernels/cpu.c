@@ -6,6 +6,7 @@ int prune_cpu_features(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f |= 1;
     if (__builtin_cpu_supports("avx512f")) f |= 2;
+    if (__builtin_cpu_supports("f16c")) f |= 4;
     return f;
 #else
     return 0;

@@ -1,9 +1,9 @@
-// A small thread pool for the matmul parts. The caller publishes a job and claims parts itself; the
-// workers claim the rest. A worker spins for a short while after a job (so back-to-back products, as
-// in token generation, start at once) and then sleeps on a condition variable. Since parts are
-// claimed, not assigned, a worker that is asleep or descheduled (another process on the core) costs
-// no more than doing its part on the calling thread. A call made while the pool is busy (from another
-// thread, or nested) runs its parts on the calling thread.
+// A small thread pool for the matmul parts (matmul.c's and qmatmul.c's). The caller publishes a job and
+// claims parts itself; the workers claim the rest. A worker spins for a short while after a job (so
+// back-to-back products, as in token generation, start at once) and then sleeps on a condition variable.
+// Since parts are claimed, not assigned, a worker that is asleep or descheduled (another process on the
+// core) costs no more than doing its part on the calling thread. A call made while the pool is busy (from
+// another thread, or nested) runs its parts on the calling thread.
 #include "CKernels.h"
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +17,8 @@
 #endif
 
 #define MM_MAX_PARTS 64
+/// The operation of prune_qmm_run's jobs (beside the PRUNE_MM_OP_* of prune_mm_run).
+#define MM_OP_QXWT (-1)
 /// How long a worker spins for the next job before it sleeps.
 #define MM_SPIN_NS 50000L
 
@@ -25,6 +27,9 @@ typedef struct {
     float *out;
     const float *a, *b;
     long m, n, k;
+    const void *qw;  // MM_OP_QXWT: the quantized weight, its row stride in bytes and its ggml type
+    long row_bytes;
+    int type;
 } mm_job;
 
 static struct {
@@ -50,6 +55,9 @@ static void mm_run_part(const mm_job *j, int part) {
     case PRUNE_MM_OP_DYW: prune_mm_dyw(j->backend, part, j->nparts, j->out, j->a, j->b, j->m, j->n, j->k, j->acc); break;
     case PRUNE_MM_OP_DYTX: prune_mm_dytx(j->backend, part, j->nparts, j->out, j->a, j->b, j->m, j->n, j->k, j->acc); break;
     case PRUNE_MM_OP_PACK: prune_mm_pack_wt(j->backend, part, j->nparts, j->out, j->b, j->n, j->k); break;
+    case MM_OP_QXWT:
+        prune_qmm_xwt(j->backend, part, j->nparts, j->out, j->a, j->qw, j->row_bytes, j->type, j->m, j->n, j->k, j->acc);
+        break;
     default: break;
     }
 }
@@ -115,11 +123,11 @@ static int mm_grow(int count) {
     return mm_pool.nworkers;
 }
 
-void prune_mm_run(int op, int backend, int nparts, float *out, const float *a, const float *b, long m, long n, long k,
-                  int acc) {
-    if (nparts < 1) nparts = 1;
-    if (nparts > MM_MAX_PARTS) nparts = MM_MAX_PARTS;
-    mm_job job = {op, backend, nparts, acc, out, a, b, m, n, k};
+/// Runs the parts of `job` on the pool and the calling thread, or all on the calling thread when the pool is busy.
+static void mm_run(mm_job job) {
+    if (job.nparts < 1) job.nparts = 1;
+    if (job.nparts > MM_MAX_PARTS) job.nparts = MM_MAX_PARTS;
+    int nparts = job.nparts;
     if (nparts == 1 || atomic_flag_test_and_set_explicit(&mm_pool.busy, memory_order_acquire)) {
         for (int p = 0; p < nparts; p++) mm_run_part(&job, p);
         return;
@@ -142,4 +150,15 @@ void prune_mm_run(int op, int backend, int nparts, float *out, const float *a, c
             sched_yield();
     }
     atomic_flag_clear_explicit(&mm_pool.busy, memory_order_release);
+}
+
+void prune_mm_run(int op, int backend, int nparts, float *out, const float *a, const float *b, long m, long n, long k,
+                  int acc) {
+    mm_run((mm_job){op, backend, nparts, acc, out, a, b, m, n, k});
+}
+
+void prune_qmm_run(int backend, int nparts, float *y, const float *x, const void *w, long row_bytes, int type, long m,
+                   long n, long k, int acc) {
+    mm_run((mm_job){.op = MM_OP_QXWT, .backend = backend, .nparts = nparts, .acc = acc, .out = y, .a = x, .m = m,
+                    .n = n, .k = k, .qw = w, .row_bytes = row_bytes, .type = type});
 }

@@ -2,7 +2,7 @@
 #define PRUNE_CKERNELS_H
 #include <stddef.h>
 
-/// Returns a bit set of the CPU features the C kernels can use: 1 = AVX2+FMA, 2 = AVX-512F.
+/// Returns a bit set of the CPU features the C kernels can use: 1 = AVX2+FMA, 2 = AVX-512F, 4 = F16C.
 int prune_cpu_features(void);
 
 // MARK: - Matrix multiply (matmul*.c)
@@ -54,5 +54,24 @@ void prune_mm_dytx(int backend, int part, int nparts, float *dw, const float *dy
 /// on the calling thread.
 void prune_mm_run(int op, int backend, int nparts, float *out, const float *a, const float *b, long m, long n, long k,
                   int acc);
+
+// MARK: - Matrix multiply with a quantized weight (qmatmul.c)
+//
+// W is n rows of k elements stored as ggml blocks, as in a GGUF tensor: row r starts at w + r·row_bytes.
+// `type` is a ggml type id (GGMLType's raw value): F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or
+// Q6_K. Its elements take exactly the values of ggml's dequantize_row_*. Meant for few rows of X (token
+// generation): W is read once per 8 (AVX-512) or 16 rows of X. `backend` is a PRUNE_MM_* (the x86 ones
+// also need F16C); the parts split the output rows; `acc` as above.
+
+/// 1 when prune_qmm_xwt reads rows of ggml type `type`, else 0.
+int prune_qmm_supports(int type);
+/// "portable", "avx2" or "avx512": the backend that `backend` resolves to for prune_qmm_xwt on this CPU.
+const char *prune_qmm_backend_name(int backend);
+/// Y[m×n] (+)= X[m×k]·Wᵀ, W n rows of `type`, k a multiple of its block size (else nothing is written).
+void prune_qmm_xwt(int backend, int part, int nparts, float *y, const float *x, const void *w, long row_bytes,
+                   int type, long m, long n, long k, int acc);
+/// Runs parts 0 ..< nparts of prune_qmm_xwt (same arguments) as prune_mm_run runs its operations, on the same pool.
+void prune_qmm_run(int backend, int nparts, float *y, const float *x, const void *w, long row_bytes, int type, long m,
+                   long n, long k, int acc);
 
 #endif

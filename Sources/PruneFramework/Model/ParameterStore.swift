@@ -186,12 +186,28 @@ public final class ParameterStore: @unchecked Sendable {
             if lazy[i].owned, let p = lazy[i].values { return change(0..<e.rowCount, p) }
             lazy[i].values?.deallocate()
             lazy[i].values = nil
+            lazy[i].stored = nil
             let read = lazy[i].source
             lazy[i].source = { rows, into in
                 try read(rows, into)
                 change(rows, into)
             }
         }
+    }
+
+    /// Records that a lazy tensor's values are `rows` as its file stores them, so kernels may read
+    /// them directly; any later change to the tensor (`update`, `markModified`) ends that.
+    public func setStoredRows(_ rows: StoredRows, for name: String) {
+        let i = position(name)
+        precondition(isLazy, "ParameterStore: a resident store's tensors are not read from a file")
+        lock.withLock { lazy[i].stored = rows }
+    }
+
+    /// The rows of a tensor as its file stores them, while they are its values: nil for a
+    /// resident store, a tensor read through another (a cut), or one that was changed.
+    public func storedRows(_ name: String) -> StoredRows? {
+        guard let i = index[name], isLazy else { return nil }
+        return lock.withLock { lazy[i].owned ? nil : lazy[i].stored }
     }
 
     /// Frees the materialised tensors of a lazy store that were not modified (they are read again
@@ -232,9 +248,28 @@ public final class ParameterStore: @unchecked Sendable {
 /// Writes rows `rows` of a tensor, row-major f32, to `into` (rows.count × row width values).
 public typealias TensorSource = @Sendable (_ rows: Range<Int>, _ into: UnsafeMutablePointer<Float>) throws -> Void
 
+/// The rows of a tensor as its file stores them (quantized blocks, f16, ...), for kernels that
+/// read them directly (`QuantizedMatmul`): row r starts at `base + r·rowBytes`.
+public struct StoredRows: @unchecked Sendable {
+    public let type: GGMLType
+    public let base: UnsafeRawPointer
+    public let rowBytes: Int
+    /// Keeps the memory `base` points into alive (the mapped file).
+    let owner: AnyObject
+
+    public init(type: GGMLType, base: UnsafeRawPointer, rowBytes: Int, owner: AnyObject) {
+        self.type = type
+        self.base = base
+        self.rowBytes = rowBytes
+        self.owner = owner
+    }
+}
+
 /// One tensor of a lazy store: where it is read from, and its values once materialised.
 private struct LazyTensor {
     var source: TensorSource
+    /// The rows as stored, while they are the tensor's values (see `ParameterStore.storedRows`).
+    var stored: StoredRows?
     var values: UnsafeMutablePointer<Float>?
     /// Modified in place (see `markModified`): kept by `release()`.
     var owned = false

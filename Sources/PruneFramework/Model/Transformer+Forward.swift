@@ -90,7 +90,7 @@ extension Transformer {
         var out = [Float](repeating: 0, count: V)
         out.withUnsafeMutableBufferPointer { ob in
             hs.withUnsafeBufferPointer { hb in
-                Matmul.xwt(ob.baseAddress!, hb.baseAddress! + (tokens.count - 1) * D, packed(outputWeightName), m: 1)
+                multiply(ob.baseAddress!, hb.baseAddress! + (tokens.count - 1) * D, outputWeightName, m: 1)
             }
         }
         return out
@@ -175,11 +175,11 @@ struct F32Kernels: BlockKernels {
     }
 
     func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int) {
-        Matmul.xwt(y, x, model.packed(TensorNames.name(role, l)), m: m)
+        model.multiply(y, x, TensorNames.name(role, l), m: m)
     }
 
     func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, m: Int) {
-        Matmul.xwt(x, input, model.packed(TensorNames.name(role, l)), m: m, accumulate: true)
+        model.multiply(x, input, TensorNames.name(role, l), m: m, accumulate: true)
     }
 
     func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: (Int) -> Int) {

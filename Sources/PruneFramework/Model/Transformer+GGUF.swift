@@ -12,6 +12,10 @@ extension Transformer {
         let file = (f.path as NSString).lastPathComponent
         let infos = try ModelConfig.tensorInfos(f, config: config, arch: f["general.architecture"]?.string ?? "")
         let store = ParameterStore(lazy: infos.map { ($0.name, $0.shape, f.source($0)) })
+        for info in infos where info.dims.count == 2 && QuantizedMatmul.supports(info.type) {
+            store.setStoredRows(StoredRows(type: info.type, base: f.rawBytes(info).baseAddress!,
+                                           rowBytes: try info.type.byteCount(elements: info.dims[0]), owner: f), for: info.name)
+        }
         try Self.checkFinite(store, source: "GGUF file '\(file)'")
         try self.init(config: config, params: store)
     }

@@ -94,6 +94,27 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
+    /// Whether a matmul of at most `quantizedRowLimit` rows reads the weights the file stores
+    /// quantized (or in f16) directly, without an f32 copy (`QuantizedMatmul`). Decoding one token
+    /// at a time reads every weight once per token, so reading the smaller stored rows is faster
+    /// and needs no packed cache; `prune generate` turns it on. The products differ from the f32
+    /// path's in rounding only. Off by default.
+    public var quantizedMatmul = false
+
+    /// Rows up to which `quantizedMatmul` applies; longer inputs use the packed f32 path.
+    public static let quantizedRowLimit = 4
+
+    /// y (m × n) (+)= x (m × k) · Wᵀ for the linear weight `name` (n × k): from its stored rows
+    /// when `quantizedMatmul` allows, else from its packed f32 form.
+    func multiply(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ name: String, m: Int, accumulate: Bool = false) {
+        if quantizedMatmul, m <= Self.quantizedRowLimit, let s = params.storedRows(name), let e = params.entry(name) {
+            QuantizedMatmul.xwt(y, x, m: m, weight: s.base, type: s.type, n: e.shape[0], k: e.shape[1], rowBytes: s.rowBytes,
+                                accumulate: accumulate)
+        } else {
+            Matmul.xwt(y, x, packed(name), m: m, accumulate: accumulate)
+        }
+    }
+
     /// Drops packed copies of the weights (frees memory; they are rebuilt on demand).
     public func releasePackedWeights() {
         lock.lock()

@@ -14,9 +14,13 @@ enum GenerateCommand {
         let source = try ModelSource(path: path)
         let tokenizer = try source.tokenizer()
         let model = try source.load()
-        // Each token runs every layer once: keep the packed weights (up to half the machine's
-        // memory) rather than pack them again per token.
-        model.packedBudget = max(model.packedBudget, MemoryBudget.physicalBytes / 2)
+        // Each token reads every weight once: straight from the rows the file stores (quantized,
+        // f16) where it can. Weights stored otherwise (f32, bf16) stay packed, up to half the
+        // machine's memory, rather than be packed again per token.
+        model.quantizedMatmul = true
+        if model.params.storedRows(TensorNames.attnQ(0)) == nil {
+            model.packedBudget = max(model.packedBudget, MemoryBudget.physicalBytes / 2)
+        }
         let text = a.flag("chat") ? "<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n" : prompt
         var ids = tokenizer.encode(text, parseSpecial: a.flag("chat"))
         if ids.isEmpty, let bos = tokenizer.bosTokenId { ids = [Int32(bos)] }
