@@ -53,6 +53,12 @@ import Testing
         #expect(m?.contains("criterion.type = 'units-only' scores structures only, but scheduler 'n:m' zeroes single weights") == true, "got: \(m ?? "no error")")
     }
 
+    @Test func compensatingAMaskIsRefusedBeforeLoading() throws {
+        let json = Self.recipe.replacingOccurrences(of: "\"scheduler\":", with: "\"compensator\": {\"type\": \"obs\"}, \"scheduler\":")
+        let m = preflightError(json)
+        #expect(m?.contains("compensator.type = 'obs' updates the weights a structure scheduler keeps, but scheduler 'n:m'") == true, "got: \(m ?? "no error")")
+    }
+
     @Test func fineTuningAfterMaskingIsRefusedBeforeLoading() throws {
         let json = Self.recipe.replacingOccurrences(of: "\"scheduler\":", with: "\"fineTuner\": {\"type\": \"lora\"}, \"scheduler\":")
         let m = preflightError(json)

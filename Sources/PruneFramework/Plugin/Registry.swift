@@ -49,6 +49,7 @@ public final class PluginSet: @unchecked Sendable {
     public let criteria = Registry<any Criterion>(stage: "criterion")
     public let schedulers = Registry<any Scheduler>(stage: "scheduler")
     public let fineTuners = Registry<any FineTuner>(stage: "fineTuner")
+    public let compensators = Registry<any Compensator>(stage: "compensator")
 
     public init() {}
 }

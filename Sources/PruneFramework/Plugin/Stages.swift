@@ -173,6 +173,29 @@ extension FineTuner {
     public var passShape: (sequences: Int, seqLen: Int)? { nil }
 }
 
+/// What a compensator reads besides the model and the plan.
+public struct CompensationContext {
+    /// The calibration sequences (all of the same length).
+    public let calibration: [[Int32]]
+    public let log: (String) -> Void
+    /// Called with (layers done, layers) as the compensator goes.
+    public let progress: (Int, Int) -> Void
+
+    public init(calibration: [[Int32]], log: @escaping (String) -> Void, progress: @escaping (Int, Int) -> Void = { _, _ in }) {
+        self.calibration = calibration
+        self.log = log
+        self.progress = progress
+    }
+}
+
+/// Repairs what a structured plan cuts, without training: changes the weights the plan keeps (in
+/// place, marking them modified) so the model's outputs change least, before the surgery removes
+/// the plan's units. Runs after the scheduler's plan and before `Surgery.apply`.
+public protocol Compensator: Plugin {
+    /// Compensates `model` for removing `plan`'s units of `groups`; returns a line for the log.
+    func compensate(_ model: Transformer, plan: PruningPlan, groups: [PruneGroup], context: CompensationContext) throws -> String
+}
+
 /// A criterion that also scores single weights, for mask schedulers (unstructured and N:M sparsity).
 public protocol WeightCriterion: Criterion {
     /// One score per element of a linear weight matrix, row-major in the tensor's shape; higher = keep.

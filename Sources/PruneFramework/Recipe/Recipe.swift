@@ -60,13 +60,16 @@ public struct Recipe: @unchecked Sendable {
     public var criterion: any Criterion
     public var scheduler: any Scheduler
     public var fineTuner: (any FineTuner)?
+    /// Repairs the kept weights after the plan and before the surgery (structure schedulers).
+    public var compensator: (any Compensator)?
     public var evaluation = Evaluation()
     public var output = Output()
     public var memory = Memory()
     /// Methods × sparsities × fine-tune to run and tabulate instead of one run (`prune run` makes a comparison).
     public var sweep: Sweep?
 
-    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "fineTuner", "evaluation", "output", "memory", "sweep"]
+    static let topKeys = ["version", "model", "calibration", "grouping", "criterion", "scheduler", "compensator", "fineTuner", "evaluation",
+                          "output", "memory", "sweep"]
 
     /// Decodes and validates a recipe; `plugins` resolves stage names.
     /// `data` passes `JSONCheck` first, so a syntax error has a line and column and a duplicate key is refused.
@@ -110,6 +113,7 @@ public struct Recipe: @unchecked Sendable {
             "scheduler": try object(scheduler), "evaluation": try plain(evaluation), "output": try plain(output),
         ]
         if let ft = fineTuner { r["fineTuner"] = try object(ft) }
+        if let c = compensator { r["compensator"] = try object(c) }
         // Written only when set, so recipes without it keep their sweep cache keys.
         if memory.budgetGB != nil { r["memory"] = try plain(memory) }
         return .object(r)
@@ -183,6 +187,9 @@ struct RecipeBox: Decodable {
             fineTuner = try plugins.fineTuners.decode(from: try c.superDecoder(forKey: key("fineTuner")))
         }
         var r = Recipe(version: version, model: model, grouping: grouping, criterion: criterion, scheduler: scheduler, fineTuner: fineTuner)
+        if c.contains(key("compensator")), try !c.decodeNil(forKey: key("compensator")) {
+            r.compensator = try plugins.compensators.decode(from: try c.superDecoder(forKey: key("compensator")))
+        }
         if c.contains(key("calibration")) { r.calibration = try Self.calibration(try c.superDecoder(forKey: key("calibration"))) }
         if c.contains(key("evaluation")) { r.evaluation = try Self.evaluation(try c.superDecoder(forKey: key("evaluation"))) }
         if c.contains(key("output")) { r.output = try Self.output(try c.superDecoder(forKey: key("output"))) }

@@ -42,8 +42,8 @@ public struct Sweep: @unchecked Sendable {
     public var notes: String?
 
     static let keys = ["methods", "sparsities", "fineTune", "dense", "cache", "keepModels", "title", "notes"]
-    static let methodKeys = ["name", "calibration", "grouping", "criterion", "scheduler", "fineTuner"]
-    static let stageKeys: Set<String> = ["grouping", "criterion", "scheduler", "fineTuner"]
+    static let methodKeys = ["name", "calibration", "grouping", "criterion", "scheduler", "compensator", "fineTuner"]
+    static let stageKeys: Set<String> = ["grouping", "criterion", "scheduler", "compensator", "fineTuner"]
 
     /// Expands `sweep` against `base` (the recipe object without its `sweep`).
     public init(json: JSONValue, base: [String: JSONValue], plugins: PluginSet) throws {

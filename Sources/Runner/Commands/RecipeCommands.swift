@@ -45,7 +45,7 @@ enum RecipeCommands {
 
     static func listing(_ plugins: PluginSet) -> [Listed] {
         func rows<P>(_ r: Registry<P>) -> [Listed] { r.entries.map { Listed(stage: r.stage, name: $0.name, summary: $0.summary, keys: $0.keys, aliases: $0.aliases) } }
-        return rows(plugins.groupings) + rows(plugins.criteria) + rows(plugins.schedulers) + rows(plugins.fineTuners)
+        return rows(plugins.groupings) + rows(plugins.criteria) + rows(plugins.schedulers) + rows(plugins.compensators) + rows(plugins.fineTuners)
     }
 
     static func list(_ args: [String], plugins: PluginSet) throws {
@@ -104,6 +104,7 @@ enum RecipeCommands {
                 "memory": obj(["budgetGB": ["type": ["number", "null"], "minimum": 0.1,
                                             "description": "peak memory the run may use, in GB; checked against an estimate before any work (default: the machine's)"]]),
                 "grouping": stage(plugins.groupings), "criterion": stage(plugins.criteria), "scheduler": stage(plugins.schedulers),
+                "compensator": plugins.compensators.entries.isEmpty ? ["type": "null"] : stage(plugins.compensators),
                 "fineTuner": plugins.fineTuners.entries.isEmpty ? ["type": "null"] : stage(plugins.fineTuners),
                 "evaluation": obj(["datasets": ["type": "array", "items": ["type": "string"], "default": ["wikitext2"]],
                                    "seqLen": ["type": "integer", "minimum": 2, "default": 128], "maxWindows": ["type": ["integer", "null"], "minimum": 1],

@@ -111,6 +111,9 @@ extension PruneRun {
             // Merged LoRA updates are dense: they would fill the zeroed weights back in.
             throw PruneError(.unsupported, "recipe: fineTuner.type = '\(type(of: ft).name)' after scheduler '\(type(of: masker).name)' would refill the zeroed weights (merged LoRA updates are dense); remove the fineTuner for mask-mode runs")
         }
+        if let c = recipe.compensator {
+            throw PruneError(.unsupported, "recipe: compensator.type = '\(type(of: c).name)' updates the weights a structure scheduler keeps, but scheduler '\(type(of: masker).name)' zeroes single weights; remove the compensator for mask-mode runs")
+        }
         return (masker, criterion)
     }
 

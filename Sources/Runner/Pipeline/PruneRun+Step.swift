@@ -37,9 +37,22 @@ extension PruneRun {
                 log("  calibration.sequential: '\(name)' reads no activations, so every layer is scored at once")
             }
         }
+        if let c = recipe.compensator { try compensate(model, with: c, plan: plan, groups: groups, sequences: sequences, suffix: suffix) }
         return try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
             try Surgery.apply(plan, groups: groups, to: model)
         }
+    }
+
+    /// Runs the recipe's compensator on the model before the plan's units are cut from it.
+    func compensate(_ model: Transformer, with c: any Compensator, plan: PruningPlan, groups: [PruneGroup], sequences: [[Int32]],
+                    suffix: String) throws {
+        let line = try timed("compensate with '\(type(of: c).name)'\(suffix)") {
+            let bar = ProgressBar(total: model.config.nLayers, label: "  compensate", unit: "layer")
+            defer { bar.finish() }
+            let ctx = CompensationContext(calibration: sequences, log: log) { done, total in bar.update(done, total: total) }
+            return try c.compensate(model, plan: plan, groups: groups, context: ctx)
+        }
+        log("  " + line)
     }
 
     /// What `criterion` reads, collected once per step: the step's groups, activation statistics (and
