@@ -46,6 +46,14 @@ import TestSupport
         #expect(large.total > small.total + 5_000_000_000, "\(large.total) vs \(small.total)")
     }
 
+    /// OBS holds one layer's Hessians in Double: for the 7B shapes' ffn_down, 11008² values.
+    @Test func obsCompensationHoldsOneLayersHessians() throws {
+        let run = try Self.run(criterion: #"{"type": "wanda"}"#, memory: #", "compensator": {"type": "obs"}"#)
+        let e = run.memoryEstimate(Self.llama7B)
+        let hessians = try #require(e.parts.first { $0.what.hasPrefix("Hessians") })
+        #expect(e.stage == "compensation with 'obs'" && hessians.bytes == 3 * 8 * 11008 * 11008 && e.total < 10_000_000_000, "\(e.total)")
+    }
+
     @Test func aBudgetTooSmallIsRefusedNamingTheSetting() throws {
         let run = try Self.run(criterion: #"{"type": "taylor", "estimator": "element1"}"#, memory: #", "memory": {"budgetGB": 4}"#)
         let e = try #require(throws: PruneError.self) { try run.checkMemory(Self.llama7B) }

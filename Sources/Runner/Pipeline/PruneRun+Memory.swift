@@ -57,6 +57,17 @@ extension PruneRun {
                 ]))
             }
         }
+        if let comp = recipe.compensator {
+            // One layer's Hessian of the widest compensated input in Double, its kept block and
+            // factor, the residual streams of the calibration sequences, the layer's two matrices.
+            let k = max(F, c.nHead.max().map { $0 * c.headDim } ?? 0)
+            stages.append(("compensation with '\(type(of: comp).name)'", [
+                ("Hessians XᵀX of one layer's widest input, in Double, and their factor", 3 * 8 * k * k),
+                ("residual streams of the calibration sequences (calibration.samples × seqLen × hidden)",
+                 2 * 4 * cal.samples * cal.seqLen * D),
+                ("one block's f32 weights", block),
+            ]))
+        }
         if let ft = recipe.fineTuner {
             stages.append(("fine-tuning with '\(type(of: ft).name)'", fineTuneParts(ft, c, block: block, head: headBytes)))
         }
