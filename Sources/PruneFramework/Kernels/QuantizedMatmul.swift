@@ -8,9 +8,7 @@ import CKernels
 /// W, in registers with AVX-512 and through a small f32 tile otherwise, to exactly the values `dequantize`
 /// gives, and multiply it with the m rows of X kept in cache. Backends and threads are `Matmul`'s: AVX-512 or
 /// AVX2+FMA (both also need F16C) or portable C, chosen from what the CPU reports, and the output rows split
-/// over the same C thread pool. On Qwen2.5-1.5B's shapes, one row of X, AVX-512 and 2 threads, with the
-/// weights streamed from memory, it ran 2.4–2.6× as fast as the packed f32 product for Q4_K, 1.8–2.1× for Q6_K
-/// and 1.6–2.8× for Q8_0 (QuantizedMatmulBenchmark in the tests).
+/// over the same C thread pool (end-to-end speed: bench/run_generate.sh, BENCHMARKS.md).
 /// W is read once per 8 or 16 rows of X: for longer inputs dequantise once and use `Matmul`.
 public enum QuantizedMatmul {
     /// Whether rows of this type can be multiplied directly: F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
