@@ -65,6 +65,13 @@ import Testing
         #expect(m?.contains("fineTuner.type = 'lora' after scheduler 'n:m' would refill the zeroed weights") == true, "got: \(m ?? "no error")")
     }
 
+    @Test func sppAfterAStructureSchedulerIsRefusedBeforeLoading() throws {
+        let json = Self.recipe.replacingOccurrences(of: #"{"type": "n:m", "n": 2, "m": 4}"#, with: #"{"type": "uniform", "ratio": 0.2}"#)
+            .replacingOccurrences(of: "\"scheduler\":", with: "\"fineTuner\": {\"type\": \"spp\"}, \"scheduler\":")
+        let m = preflightError(json)
+        #expect(m?.contains("fineTuner.type = 'spp' keeps the zeros of single weights, which only a mask scheduler (unstructured, n:m) makes; scheduler 'uniform'") == true, "got: \(m ?? "no error")")
+    }
+
     @Test func sequentialCalibrationMustBeABoolean() throws {
         let bad = recipeError(Self.recipe.replacingOccurrences(of: "\"grouping\"", with: "\"calibration\": {\"sequential\": 1}, \"grouping\""))
         #expect(bad?.contains("calibration.sequential must be") == true, "got: \(bad ?? "no error")")
@@ -161,5 +168,40 @@ import Testing
         for t in s1.matrices.map(\.tensor) where t.hasPrefix("blk.0.") { #expect(zeros(stepwise, t) == zeros(onePass, t), "\(t)") }
         let layer1 = s1.matrices.map(\.tensor).filter { $0.hasPrefix("blk.1.") }
         #expect(layer1.contains { zeros(stepwise, $0) != zeros(onePass, $0) })
+    }
+
+    /// 2:4 masking, then SPP distilling from the dense model: the export has exactly the mask's
+    /// zeros (those of the same run without fine-tuning), and the kept weights changed.
+    @Test func sppAfterNMKeepsTheMaskInTheExport() throws {
+        let dir = try temporaryDirectory("prune-mask-spp")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (modelPath, textPath) = try tinyFiles(dir)
+        func run(_ fineTuner: String, _ out: String) throws -> (Transformer, RunReport) {
+            let json = """
+            {"version": 1, "model": "\(modelPath)",
+             "calibration": {"dataset": "\(textPath)", "samples": 4, "seqLen": 16, "seed": 1},
+             "grouping": {"type": "llama"}, "criterion": {"type": "wanda"}, "scheduler": {"type": "n:m", "n": 2, "m": 4},
+             \(fineTuner)
+             "evaluation": {"datasets": ["\(textPath)"], "seqLen": 16, "maxWindows": 2},
+             "output": {"dir": "\(dir)/\(out)", "formats": ["gguf"], "dtype": "f32"}}
+            """
+            let run = PruneRun(recipe: try Recipe.decode(Data(json.utf8), plugins: .builtins()), recipePath: "tiny.json")
+            var lines: [String] = []
+            run.log = { lines.append($0) }
+            let report = try run.run()
+            if !fineTuner.isEmpty { #expect(lines.contains { $0.contains("distilling from the dense model (τ = 1, α = 1)") }, "\(lines)") }
+            return (try Transformer(path: dir + "/\(out)/tiny.pruned.f32.gguf"), report)
+        }
+        let (masked, _) = try run("", "masked")
+        let ft = #""fineTuner": {"type": "spp", "steps": 4, "batch": 2, "seqLen": 16, "learningRate": 0.01, "dataset": "\#(textPath)", "loss": {"type": "kl"}},"#
+        let (tuned, report) = try run(ft, "tuned")
+        #expect(report.fineTune?.losses.count == 4)
+        var changed = 0
+        for e in masked.params.entries {
+            let a = Array(masked.params.view(e.name)), b = Array(tuned.params.view(e.name))
+            #expect(zip(a, b).allSatisfy { ($0 == 0) == ($1 == 0) }, "\(e.name): the zeros differ")
+            if a != b { changed += 1 }
+        }
+        #expect(changed == 7 * masked.config.nLayers, "\(changed) tensors changed")
     }
 }

@@ -56,6 +56,17 @@ import Testing
         #expect(s.dense && !s.keepModels && s.cache == nil)
     }
 
+    /// A method with its own `fineTune` has only those rows: a distillation variant of the fine-tuner.
+    @Test func aMethodCanHaveFineTunedRowsOnly() throws {
+        let s = try #require(try recipe("""
+        {"methods": [{"name": "mag"}, {"name": "mag (kl loss)", "fineTune": [true], "fineTuner": {"loss": {"type": "kl"}}}],
+         "sparsities": [0.1, 0.5]}
+        """).sweep)
+        #expect(s.entries.map(\.name) == ["mag", "mag", "mag + lora", "mag (kl loss) + lora", "mag + lora", "mag (kl loss) + lora"])
+        #expect(s.entries.map { $0.recipe.fineTuner?.distillation != nil } == [false, false, false, true, false, true])
+        #expect(s.entries[3].json["fineTune"] == nil)
+    }
+
     @Test func patchesMergeAndNullDeletes() throws {
         let s = try #require(try recipe("""
         {"methods": [{"name": "a", "grouping": {"structures": ["blocks"]}, "fineTuner": null}], "sparsities": [0.3], "fineTune": [false]}
@@ -83,6 +94,9 @@ import Testing
         (#"{"methods": [{"name": "a", "fineTuner": null}], "sparsities": [0.2], "fineTune": [true]}"#,
          "sweep.methods[0] ('a') at ratio 0.2 with fine-tuning: sweep.fineTune holds true but no fineTuner is set"),
         (#"{"methods": [{"name": "nm", "scheduler": {"type": "n:m"}}], "sparsities": [0.2]}"#, "scheduler 'n:m' takes no 'ratio'"),
+        (#"{"methods": [{"name": "a", "fineTune": [true]}], "sparsities": [0.2], "fineTune": [false]}"#,
+         "sweep.methods[0].fineTune must be a non-empty array of true/false within sweep.fineTune [false]"),
+        (#"{"methods": [{"name": "a"}], "sparsities": [{"ratio": 0.2, "fineTune": [true]}]}"#, "sweep.sparsities[0].fineTune cannot be patched per sparsity"),
         (#"{"methods": [{"name": "w", "criterion": {"type": "wandaa"}}], "sparsities": [0.2]}"#,
          "sweep.methods[0] ('w') at ratio 0.2: criterion.type = 'wandaa' is not a registered criterion plugin"),
         (#"{"methods": [{"name": "t", "criterion": {"type": "taylor", "estimator": "vec"}}], "sparsities": [0.2]}"#,

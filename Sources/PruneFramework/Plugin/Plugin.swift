@@ -152,6 +152,16 @@ extension KeyedDecodingContainer {
     }
 }
 
+/// A recipe value that is a JSON object of its own (not a plugin), e.g. a fine-tuner's `loss`.
+public protocol RecipeObject: Decodable {
+    /// What the object looks like, for "must be ..." errors: `an object such as {"type": "kl"}`.
+    static var jsonShape: String { get }
+}
+
+extension Optional: RecipeObject where Wrapped: RecipeObject {
+    public static var jsonShape: String { Wrapped.jsonShape }
+}
+
 func jsonTypeName(_ t: Any.Type) -> String {
     switch t {
     case is String.Type: return "a string"
@@ -160,6 +170,7 @@ func jsonTypeName(_ t: Any.Type) -> String {
     case is Bool.Type: return "true or false"
     case is [Int].Type: return "an array of integers"
     case is [String].Type: return "an array of strings"
+    case let o as any RecipeObject.Type: return o.jsonShape
     default: return "a value of type \(t)"
     }
 }

@@ -121,13 +121,17 @@ public struct FineTuneContext: @unchecked Sendable {
     /// The recipe file's folder, which relative dataset paths in a fine-tuner's keys are relative to
     /// (nil: the working directory).
     public let recipeFolder: String?
+    /// Loads the dense model the run started from, again from its file (for distillation); nil
+    /// when the run has none.
+    public let teacher: (() throws -> Transformer)?
 
     public init(tokenizer: BPETokenizer, calibration: [[Int32]], dataDir: String?, recipeFolder: String? = nil,
-                log: @escaping (String) -> Void) {
+                teacher: (() throws -> Transformer)? = nil, log: @escaping (String) -> Void) {
         self.tokenizer = tokenizer
         self.calibration = calibration
         self.dataDir = dataDir
         self.recipeFolder = recipeFolder
+        self.teacher = teacher
         self.log = log
     }
 
@@ -167,10 +171,18 @@ public protocol FineTuner: Plugin {
     /// Sequences and tokens per sequence of one forward/backward pass, for the memory estimate
     /// (`prune validate`); nil when the fine-tuner does not say.
     var passShape: (sequences: Int, seqLen: Int)? { get }
+    /// Its distillation settings when it learns from the dense model's logits (the run then holds
+    /// the dense model and one pass's teacher logits); nil when it does not.
+    var distillation: Distillation? { get }
+    /// True when every weight that is zero stays zero (SPP): it runs after mask schedulers, and only
+    /// there. False (LoRA) when merging changes every weight: it runs after structure schedulers only.
+    var preservesZeros: Bool { get }
 }
 
 extension FineTuner {
     public var passShape: (sequences: Int, seqLen: Int)? { nil }
+    public var distillation: Distillation? { nil }
+    public var preservesZeros: Bool { false }
 }
 
 /// What a compensator reads besides the model and the plan.

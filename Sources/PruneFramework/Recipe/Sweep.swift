@@ -13,6 +13,9 @@ import Foundation
 /// }
 /// ```
 ///
+/// A method may name its own `fineTune` (a subset of the sweep's): `[true]` for a fine-tuner variant
+/// that has no row of its own without fine-tuning.
+///
 /// Patching: objects merge key by key; a stage object whose `type` differs from the base's replaces
 /// it whole; `null` deletes a key. The sparsity goes to `scheduler.ratio`, and to `criterion.ratio`
 /// when the criterion declares a `ratio` key (criteria that learn a mask under a budget).
@@ -42,7 +45,7 @@ public struct Sweep: @unchecked Sendable {
     public var notes: String?
 
     static let keys = ["methods", "sparsities", "fineTune", "dense", "cache", "keepModels", "title", "notes"]
-    static let methodKeys = ["name", "calibration", "grouping", "criterion", "scheduler", "compensator", "fineTuner"]
+    static let methodKeys = ["name", "calibration", "grouping", "criterion", "scheduler", "compensator", "fineTuner", "fineTune"]
     static let stageKeys: Set<String> = ["grouping", "criterion", "scheduler", "compensator", "fineTuner"]
 
     /// Expands `sweep` against `base` (the recipe object without its `sweep`).
@@ -84,7 +87,7 @@ public struct Sweep: @unchecked Sendable {
         }
 
         var ratios: [(Double, [String: JSONValue])] = []
-        let patchable = Self.methodKeys.dropFirst()
+        let patchable = Self.methodKeys.dropFirst().dropLast()
         for (i, sp) in sparsities.enumerated() {
             let at = "sweep.sparsities[\(i)]"
             if let n = sp.double {
@@ -109,7 +112,7 @@ public struct Sweep: @unchecked Sendable {
         }
 
         // Method patches first, all checked before any entry is built.
-        var named: [(String, [String: JSONValue])] = []
+        var named: [(String, [String: JSONValue], tunes: [Bool])] = []
         var names = Set<String>()
         for (i, m) in methods.enumerated() {
             guard var patch = m.object else { throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)] must be an object") }
@@ -122,14 +125,23 @@ public struct Sweep: @unchecked Sendable {
             for k in patch.keys.sorted() where !Self.methodKeys.contains(k) {
                 throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].\(PruneError.shown(k, limit: 40)) is not a method key; allowed: \(Self.methodKeys.joined(separator: ", "))")
             }
-            named.append((name, patch))
+            // A method's own `fineTune` picks which of the sweep's rows it has (a distillation
+            // variant of the fine-tuner has no row without fine-tuning).
+            var own = tunes
+            if let f = patch.removeValue(forKey: "fineTune") {
+                guard let a = f.array, !a.isEmpty, a.allSatisfy({ $0.bool != nil }), Set(a.compactMap(\.bool)).isSubset(of: tunes) else {
+                    throw PruneError(.invalidArgument, "recipe: sweep.methods[\(i)].fineTune must be a non-empty array of true/false within sweep.fineTune \(tunes)")
+                }
+                own = a.compactMap(\.bool)
+            }
+            named.append((name, patch, own))
         }
         // Run order: entries without fine-tuning first, sparsity by sparsity, every method at each; a sweep
         // cut short has complete comparisons of the cheaper rows.
         var out: [Entry] = []
         for tune in tunes {
             for (ratio, ratioPatch) in ratios {
-                for (i, (name, patch)) in named.enumerated() {
+                for (i, (name, patch, own)) in named.enumerated() where own.contains(tune) {
                     var j = Self.merge(Self.merge(base, patch), ratioPatch)
                     let label = "sweep.methods[\(i)] ('\(PruneError.shown(name, limit: 40))') at ratio \(ratio)\(tune ? " with fine-tuning" : "")"
                     if tune {

@@ -29,15 +29,17 @@ public struct LossSum: Sendable {
 /// The model's forward pass that keeps what its backward needs, and the hand-written backward, op by op
 /// (the ops' forward and backward live together in Kernels/).
 ///
-/// One `run` computes the summed NLL of next-token prediction over a batch and adds
-/// `scale · ∂NLL/∂θ` into the gradient buffers (so a caller that passes 1/(tokens of all micro-batches)
-/// accumulates the gradient of the mean). LoRA adapters, when attached, add their low-rank path to a
-/// linear layer and receive their own gradients.
+/// One `run` computes the summed NLL of next-token prediction over a batch (or, with teacher logits,
+/// the distillation loss) and adds `scale · ∂loss/∂θ` into the gradient buffers (so a caller that
+/// passes 1/(tokens of all micro-batches) accumulates the gradient of the mean). Adapters (LoRA, SPP),
+/// when attached, add their path to a linear layer and receive their own gradients.
 public final class Backprop<E: KernelScalar> {
     public let config: ModelConfig
     public let tensors: TrainingTensors<E>
-    /// LoRA adapters by the name of the linear weight they adapt.
-    public var adapters: [String: LoRAAdapter<E>] = [:]
+    /// Adapters (LoRA, SPP) by the name of the linear weight they adapt.
+    public var adapters: [String: any LinearAdapter<E>] = [:]
+    /// With teacher logits given to `run`: the loss mixes in the KL divergence to them.
+    public var distillation: Distillation?
     /// Bytes of activations the last `run` kept for its backward (for memory reports and tests).
     public private(set) var lastActivationBytes = 0
 
@@ -48,7 +50,10 @@ public final class Backprop<E: KernelScalar> {
 
     /// Forward and backward over `batch` sequences of `seqLen` tokens (sequence-major); every position but
     /// the last of each sequence predicts the next token. Gradients are added into the buffers.
-    public func run(tokens: [Int32], batch B: Int, seqLen T: Int, scale: E) throws -> LossSum {
+    ///
+    /// - teacher: logits of a teacher on the same tokens (`batch·seqLen × vocabSize`, row-major); with
+    ///   `distillation` set, the loss is its mix of cross-entropy and KL divergence to them
+    public func run(tokens: [Int32], batch B: Int, seqLen T: Int, scale: E, teacher: UnsafePointer<E>? = nil) throws -> LossSum {
         guard B > 0, T > 1, tokens.count == B * T else {
             throw PruneError(.shapeMismatch, "backward: \(tokens.count) tokens do not make \(B) sequences of \(T) (T ≥ 2)")
         }
@@ -70,7 +75,10 @@ public final class Backprop<E: KernelScalar> {
         rmsnormForward(hF.p, rstdF.p, x.p, tensors.weight(TensorNames.outputNorm), rows: N, dim: D, eps: E(c.rmsEps))
 
         let dhF = Buffer<E>(N * D)
-        let loss = headForwardBackward(hF.p, dhF.p, tokens: tokens, B: B, T: T, scale: scale)
+        if teacher != nil && distillation == nil {
+            throw PruneError(.invalidArgument, "backward: teacher logits given without distillation settings")
+        }
+        let loss = headForwardBackward(hF.p, dhF.p, tokens: tokens, B: B, T: T, scale: scale, teacher: teacher)
 
         let dx = Buffer<E>(N * D)
         rmsnormBackward(dx.p, tensors.gradient(TensorNames.outputNorm), dhF.p, x.p,
@@ -89,10 +97,11 @@ public final class Backprop<E: KernelScalar> {
 
     // MARK: - Output head and loss
 
-    /// Logits of the rows with a target, chunk by chunk, their cross-entropy and its gradient: returns the
-    /// NLL, writes dL/dh into dh and accumulates the head's weight gradient.
+    /// Logits of the rows with a target, chunk by chunk, their loss (cross-entropy, or its mix with the
+    /// KL divergence to `teacher`'s logits) and its gradient: returns the loss, writes dL/dh into dh
+    /// and accumulates the head's weight gradient.
     func headForwardBackward(_ h: UnsafeMutablePointer<E>, _ dh: UnsafeMutablePointer<E>, tokens: [Int32],
-                                     B: Int, T: Int, scale: E) -> LossSum {
+                             B: Int, T: Int, scale: E, teacher: UnsafePointer<E>? = nil) -> LossSum {
         let D = config.hiddenSize, V = config.vocabSize
         let headName = config.tiedEmbeddings ? TensorNames.tokenEmbedding : TensorNames.output
         let w = tensors.weight(headName), gw = tensors.gradient(headName)
@@ -105,10 +114,15 @@ public final class Backprop<E: KernelScalar> {
             let n = min(chunk, rows.count - i0)
             for i in 0..<n { (xs.p + i * D).update(from: h + rows[i0 + i] * D, count: D) }
             E.xwt(lg.p, xs.p, w, m: n, n: V, k: D, accumulate: false)
-            let base = i0, lgp = lg.p, nllp = nll.p
+            let base = i0, lgp = lg.p, nllp = nll.p, kd = distillation
             DispatchQueue.concurrentPerform(iterations: n) { i in
-                let target = Int(tokens[rows[base + i] + 1])
-                nllp[base + i] = crossEntropyBackward(lgp + i * V, count: V, target: target, scale: scale)
+                let row = rows[base + i], target = Int(tokens[row + 1])
+                if let teacher, let kd {
+                    nllp[base + i] = distillationBackward(lgp + i * V, teacher: teacher + row * V, count: V, target: target,
+                                                          settings: kd, scale: scale).loss
+                } else {
+                    nllp[base + i] = crossEntropyBackward(lgp + i * V, count: V, target: target, scale: scale)
+                }
             }
             E.dyw(dxs.p, lg.p, w, m: n, n: V, k: D, accumulate: false)
             for i in 0..<n { (dh + rows[i0 + i] * D).update(from: dxs.p + i * D, count: D) }
@@ -125,16 +139,18 @@ public final class Backprop<E: KernelScalar> {
     /// y (N × n) = x·Wᵀ (+ the adapter's path), W = the named n × k weight.
     func linearForward(_ name: String, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int,
                                n: Int, k: Int, accumulate: Bool = false) {
-        E.xwt(y, x, tensors.weight(name), m: m, n: n, k: k, accumulate: accumulate)
-        adapters[name]?.forward(y, x, m: m)
+        let w = tensors.weight(name)
+        E.xwt(y, x, w, m: m, n: n, k: k, accumulate: accumulate)
+        adapters[name]?.forward(y, x, weight: w, m: m)
     }
 
     /// dx (+)= dy·W (+ the adapter's path); dW += dyᵀ·x when W trains; the adapter's gradients accumulate.
     private func linearBackward(_ name: String, dx: UnsafeMutablePointer<E>, dy: UnsafePointer<E>, x: UnsafePointer<E>,
                                 m: Int, n: Int, k: Int, accumulate: Bool) {
-        E.dyw(dx, dy, tensors.weight(name), m: m, n: n, k: k, accumulate: accumulate)
+        let w = tensors.weight(name)
+        E.dyw(dx, dy, w, m: m, n: n, k: k, accumulate: accumulate)
         if let g = tensors.gradient(name) { E.dytx(g, dy, x, m: m, n: n, k: k, accumulate: true) }
-        adapters[name]?.backward(dx: dx, dy: dy, m: m)
+        adapters[name]?.backward(dx: dx, dy: dy, weight: w, m: m)
     }
 
     // MARK: - Blocks
@@ -192,7 +208,7 @@ public final class Backprop<E: KernelScalar> {
     }
 }
 
-/// The training forward's kernels: weights and LoRA adapters from the `Backprop`, in Float or Double,
+/// The training forward's kernels: weights and adapters from the `Backprop`, in Float or Double,
 /// attention that keeps its probabilities for the backward.
 struct TrainingKernels<E: KernelScalar>: BlockKernels {
     let backprop: Backprop<E>

@@ -5,7 +5,7 @@ import Foundation
 /// A (r × k) starts uniform in ±1/√k and B (n × r) at zero, as in PEFT, so an attached adapter does
 /// not change the model until it trains. Forward and backward of the adapter's path are here; the
 /// frozen W's part is the linear layer's own.
-public final class LoRAAdapter<E: KernelScalar> {
+public final class LoRAAdapter<E: KernelScalar>: LinearAdapter {
     public let rank: Int
     public let inFeatures: Int
     public let outFeatures: Int
@@ -43,8 +43,11 @@ public final class LoRAAdapter<E: KernelScalar> {
         gradB = [E](repeating: 0, count: n * r)
     }
 
-    /// y (m × n) += scaling · dropout(x)·Aᵀ·Bᵀ; keeps what the backward needs.
-    func forward(_ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int) {
+    public var parameterCount: Int { a.count + b.count }
+
+    /// y (m × n) += scaling · dropout(x)·Aᵀ·Bᵀ; keeps what the backward needs (W is not read).
+    @_specialize(where E == Float)
+    public func forward(_ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, weight: UnsafePointer<E>, m: Int) {
         let k = inFeatures, n = outFeatures, r = rank
         savedRows = m
         savedInput = Array(UnsafeBufferPointer(start: x, count: m * k))
@@ -71,7 +74,8 @@ public final class LoRAAdapter<E: KernelScalar> {
 
     /// With u = s·x_d·Aᵀ saved (x_d the dropped-out input): dB += dyᵀ·u, dh = s·dy·B, dA += dhᵀ·x_d,
     /// dx += (dh·A) ⊙ mask.
-    func backward(dx: UnsafeMutablePointer<E>, dy: UnsafePointer<E>, m: Int) {
+    @_specialize(where E == Float)
+    public func backward(dx: UnsafeMutablePointer<E>, dy: UnsafePointer<E>, weight: UnsafePointer<E>, m: Int) {
         precondition(m == savedRows, "LoRA backward: \(m) rows, forward saw \(savedRows)")
         let k = inFeatures, n = outFeatures, r = rank
         var dh = [E](repeating: 0, count: m * r)
@@ -104,12 +108,8 @@ public final class LoRAAdapter<E: KernelScalar> {
         }
     }
 
-    /// Adds scaling·B·A (n × k) into the weight the adapter sits on.
-    public func merge(into w: UnsafeMutablePointer<E>) {
-        Self.merge(rows: 0..<outFeatures, into: w, a: a, b: b, scaling: scaling, rank: rank, inFeatures: inFeatures)
-    }
-
     /// Adds rows `rows` of scaling·B·A into `w`, which holds those rows of the weight.
+    @_specialize(where E == Float)
     static func merge(rows: Range<Int>, into w: UnsafeMutablePointer<E>, a: [E], b: [E], scaling: E, rank r: Int, inFeatures k: Int) {
         for j in rows {
             let wj = w + (j - rows.lowerBound) * k
@@ -121,17 +121,19 @@ public final class LoRAAdapter<E: KernelScalar> {
         }
     }
 
+    /// The merge W += scaling·B·A, row by row, with a copy of A and B as they are now.
+    public func mergeRows() -> @Sendable (Range<Int>, UnsafeMutablePointer<E>) -> Void {
+        let (a, b, s, r, k) = (a, b, scaling, rank, inFeatures)
+        return { rows, w in Self.merge(rows: rows, into: w, a: a, b: b, scaling: s, rank: r, inFeatures: k) }
+    }
+
+    public func visitParameters(_ body: (inout [E], [E]) -> Void) {
+        body(&a, gradA)
+        body(&b, gradB)
+    }
+
     public func zeroGradients() {
         for i in gradA.indices { gradA[i] = 0 }
         for i in gradB.indices { gradB[i] = 0 }
-    }
-}
-
-extension LoRAAdapter where E == Float {
-    /// The merge as a row-wise change of the adapted weight (`ParameterStore.update`), holding
-    /// a copy of the adapter's A and B as they are now.
-    public var mergeRows: @Sendable (Range<Int>, UnsafeMutablePointer<Float>) -> Void {
-        let (a, b, s, r, k) = (a, b, scaling, rank, inFeatures)
-        return { rows, w in Self.merge(rows: rows, into: w, a: a, b: b, scaling: s, rank: r, inFeatures: k) }
     }
 }

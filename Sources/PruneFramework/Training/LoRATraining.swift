@@ -21,6 +21,10 @@ public struct LoRASettings: Sendable, Equatable {
     /// Clip the global gradient norm to this (0 disables clipping).
     public var maxGradNorm = 1.0
     public var seed: UInt64 = 0
+    /// Which adapter the targets get.
+    public var adapter = AdapterKind.lora
+    /// Distil from a teacher's logits (the training needs the teacher model) instead of plain next-token loss.
+    public var distillation: Distillation?
 
     public init() {}
 
@@ -46,7 +50,23 @@ public struct LoRASettings: Sendable, Equatable {
     }
 }
 
-/// LoRA training: attach adapters, train only them, merge them into the weights.
+/// The adapters a training can attach.
+public enum AdapterKind: String, Sendable, Equatable {
+    /// Low-rank B·A added to the weight (`LoRAAdapter`): dense once merged.
+    case lora
+    /// SPP's scaling of the weight's own values (`SPPAdapter`): keeps every zero.
+    case spp
+
+    /// A new adapter on an n × k weight.
+    func make(outFeatures n: Int, inFeatures k: Int, settings s: LoRASettings, seed: UInt64) -> any LinearAdapter<Float> {
+        switch self {
+        case .lora: LoRAAdapter<Float>(inFeatures: k, outFeatures: n, rank: s.rank, alpha: s.alpha, dropout: s.dropout, seed: seed)
+        case .spp: SPPAdapter<Float>(inFeatures: k, outFeatures: n, rank: s.rank, alpha: s.alpha, dropout: s.dropout, seed: seed)
+        }
+    }
+}
+
+/// Adapter training (LoRA or SPP): attach adapters, train only them, merge them into the weights.
 public enum LoRATraining {
     /// One optimiser step's report.
     public struct Step: Sendable {
@@ -59,8 +79,11 @@ public enum LoRATraining {
 
     /// Fine-tunes the adapters on `sequences` (equal lengths ≥ 2, cycled in a seeded order, `batch` per
     /// step) over the linear layers `targets` of `layers`, then merges them into the model's weights.
+    ///
+    /// - teacher: the model whose logits the loss distils (required with `settings.distillation`); its
+    ///   logits are computed for each micro-batch, never stored beyond it
     public static func train(_ model: Transformer, sequences: [[Int32]], settings s: LoRASettings, layers: [Int],
-                             progress: ((Step) -> Void)? = nil) throws -> FineTuneReport {
+                             teacher: Transformer? = nil, progress: ((Step) -> Void)? = nil) throws -> FineTuneReport {
         guard let T = sequences.first?.count, T >= 2 else {
             throw PruneError(.invalidArgument, "LoRA: no training sequences of ≥ 2 tokens")
         }
@@ -71,21 +94,13 @@ public enum LoRATraining {
         for l in layers where l < 0 || l >= c.nLayers {
             throw PruneError(.outOfRange, "LoRA: layer '\(l)' is outside the model's layers 0..<\(c.nLayers)")
         }
+        try checkTeacher(teacher, of: model, settings: s)
         model.releasePackedWeights()  // the weights change at the merge; training does not pack
         let pass = model.backprop(gradients: nil)
-        var adapters: [(name: String, adapter: LoRAAdapter<Float>, adam: AdamW)] = []
-        for l in layers {
-            for t in s.targets {
-                let name = LoRASettings.tensor(t, layer: l)
-                guard let e = model.params.entry(name), e.shape.count == 2, e.shape[0] > 0, e.shape[1] > 0 else { continue }
-                let a = LoRAAdapter<Float>(inFeatures: e.shape[1], outFeatures: e.shape[0], rank: s.rank, alpha: s.alpha,
-                                           dropout: s.dropout, seed: s.seed &+ UInt64(adapters.count) &* 0x9E37_79B9)
-                pass.adapters[name] = a
-                adapters.append((name, a, AdamW(count: a.a.count + a.b.count)))
-            }
-        }
+        pass.distillation = s.distillation
+        let adapters = attach(to: pass, model: model, settings: s, layers: layers)
         guard !adapters.isEmpty else { throw PruneError(.invalidArgument, "LoRA: no linear layer to adapt in layers \(layers)") }
-        let trainable = adapters.reduce(0) { $0 + $1.adapter.a.count + $1.adapter.b.count }
+        let trainable = adapters.reduce(0) { $0 + $1.adapter.parameterCount }
 
         var rng = SplitMix64(seed: s.seed)
         var order: [Int] = []
@@ -110,19 +125,16 @@ public enum LoRATraining {
             var i = 0
             while i < batch.count {
                 let n = min(s.microBatch, batch.count - i)
-                let r = try pass.run(tokens: Array(batch[i..<(i + n)].joined()), batch: n, seqLen: T, scale: scale)
+                let tokens = Array(batch[i..<(i + n)].joined())
+                let teacherLogits = try teacher?.logits(tokens: tokens, batch: n, seqLen: T)
+                let r = try teacherLogits.withOptionalPointer { try pass.run(tokens: tokens, batch: n, seqLen: T, scale: scale, teacher: $0) }
                 sum += r.sum
                 count += r.count
                 i += n
             }
             tokens += s.batch * T
             let lr = s.learningRate(at: step)
-            var norm2 = 0.0
-            for a in adapters {
-                for g in a.adapter.gradA { norm2 += Double(g * g) }
-                for g in a.adapter.gradB { norm2 += Double(g * g) }
-            }
-            let norm = norm2.squareRoot()
+            let norm = adapters.reduce(0) { $0 + $1.adapter.gradientNormSquared() }.squareRoot()
             let clip = s.maxGradNorm > 0 && norm > s.maxGradNorm ? Float(s.maxGradNorm / norm) : 1
             for a in adapters {
                 a.adam.update(a.adapter, gradScale: clip, lr: lr, weightDecay: s.weightDecay)
@@ -139,41 +151,49 @@ public enum LoRATraining {
         // read: the model never holds the merged f32 copy.
         for a in adapters {
             a.adapter.training = false
-            model.params.update(a.name, rows: a.adapter.mergeRows)
+            model.params.update(a.name, rows: a.adapter.mergeRows())
         }
         if model.params.isLazy { model.params.release() }
         return FineTuneReport(losses: losses, tokens: tokens, seconds: Date().timeIntervalSince(t0), trainableParameters: trainable)
     }
 }
 
-/// AdamW state for one adapter's parameters (A then B).
-final class AdamW {
-    let beta1 = 0.9, beta2 = 0.999, eps = 1e-8
-    var m: [Float], v: [Float]
-    var t = 0
-
-    init(count: Int) {
-        m = [Float](repeating: 0, count: count)
-        v = m
-    }
-
-    /// One decoupled-weight-decay Adam step on the adapter's A and B with its gradients times `gradScale`.
-    func update(_ a: LoRAAdapter<Float>, gradScale: Float, lr: Double, weightDecay: Double) {
-        t += 1
-        let c1 = 1 - pow(beta1, Double(t)), c2 = 1 - pow(beta2, Double(t))
-        let b1 = Float(beta1), b2 = Float(beta2)
-        let step = Float(lr / c1), vScale = Float(1 / c2), decay = Float(1 - lr * weightDecay), e = Float(eps)
-        func apply(_ w: inout [Float], _ g: [Float], offset: Int) {
-            for i in 0..<w.count {
-                let gi = g[i] * gradScale
-                let mi = b1 * m[offset + i] + (1 - b1) * gi
-                let vi = b2 * v[offset + i] + (1 - b2) * gi * gi
-                m[offset + i] = mi
-                v[offset + i] = vi
-                w[i] = w[i] * decay - step * mi / ((vi * vScale).squareRoot() + e)
+extension LoRATraining {
+    /// Attaches a new adapter of `s.adapter`'s kind to each target of `layers` the model holds.
+    static func attach(to pass: Backprop<Float>, model: Transformer, settings s: LoRASettings,
+                       layers: [Int]) -> [(name: String, adapter: any LinearAdapter<Float>, adam: AdamW)] {
+        var adapters: [(name: String, adapter: any LinearAdapter<Float>, adam: AdamW)] = []
+        for l in layers {
+            for t in s.targets {
+                let name = LoRASettings.tensor(t, layer: l)
+                guard let e = model.params.entry(name), e.shape.count == 2, e.shape[0] > 0, e.shape[1] > 0 else { continue }
+                let a = s.adapter.make(outFeatures: e.shape[0], inFeatures: e.shape[1], settings: s,
+                                       seed: s.seed &+ UInt64(adapters.count) &* 0x9E37_79B9)
+                pass.adapters[name] = a
+                adapters.append((name, a, AdamW(count: a.parameterCount)))
             }
         }
-        apply(&a.a, a.gradA, offset: 0)
-        apply(&a.b, a.gradB, offset: a.a.count)
+        return adapters
+    }
+
+    /// Throws unless a teacher is given exactly when the settings distil, with the model's vocabulary.
+    static func checkTeacher(_ teacher: Transformer?, of model: Transformer, settings s: LoRASettings) throws {
+        switch (teacher, s.distillation) {
+        case (nil, .some):
+            throw PruneError(.invalidArgument, "LoRA: the distillation loss needs a teacher model; none was given")
+        case (.some, nil):
+            throw PruneError(.invalidArgument, "LoRA: a teacher model was given, but the loss does not distil")
+        case (let t?, .some) where t.config.vocabSize != model.config.vocabSize:
+            throw PruneError(.shapeMismatch, "LoRA: the teacher's vocabulary (\(t.config.vocabSize)) is not the model's (\(model.config.vocabSize))")
+        default: return
+        }
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with a pointer to the array's elements, or nil.
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        guard let a = self else { return try body(nil) }
+        return try a.withUnsafeBufferPointer { try body($0.baseAddress) }
     }
 }

@@ -76,6 +76,7 @@ enum RecipeCommands {
             switch k.type {
             case "number", "integer": p["type"] = [k.type, "null"]
             case "array": p["type"] = ["array", "null"]
+            case "object": p["type"] = ["object", "null"]
             default: p["type"] = k.type
             }
             if let a = k.allowed {
@@ -115,7 +116,7 @@ enum RecipeCommands {
                     "description": "methods × sparsities × fine-tune on/off, each a patch of this recipe; prune run writes comparison.md/.csv and plots",
                     "properties": [
                         "methods": ["type": "array", "minItems": 1, "items": ["type": "object", "required": ["name"],
-                                    "description": "name plus patches of calibration, grouping, criterion, scheduler, fineTuner"]],
+                                    "description": "name plus patches of calibration, grouping, criterion, scheduler, compensator, fineTuner; fineTune: the method's own subset of sweep.fineTune"]],
                         "sparsities": ["type": "array", "minItems": 1, "items": ["oneOf": [["type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1],
                                        ["type": "object", "required": ["ratio"]]]]],
                         "fineTune": ["type": "array", "items": ["type": "boolean"]], "dense": ["type": "boolean", "default": true],

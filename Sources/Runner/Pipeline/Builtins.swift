@@ -24,6 +24,7 @@ extension PluginSet {
         s.schedulers.register(SAAPScheduler.self) { $0 }
         s.fineTuners.register(LoRAFineTuner.self) { $0 }
         s.fineTuners.register(SAAPGroupFineTuner.self) { $0 }
+        s.fineTuners.register(SPPFineTuner.self) { $0 }
         s.compensators.register(OBSCompensator.self) { $0 }
         return s
     }

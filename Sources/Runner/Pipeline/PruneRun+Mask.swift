@@ -103,13 +103,18 @@ extension PruneRun {
     /// Throws when a mask scheduler comes with a criterion that cannot score single weights.
     @discardableResult
     func maskMode() throws -> (masker: any MaskScheduler, criterion: any WeightCriterion)? {
-        guard let masker = recipe.scheduler as? any MaskScheduler else { return nil }
+        guard let masker = recipe.scheduler as? any MaskScheduler else {
+            if let ft = recipe.fineTuner, ft.preservesZeros {
+                throw PruneError(.unsupported, "recipe: fineTuner.type = '\(type(of: ft).name)' keeps the zeros of single weights, which only a mask scheduler (unstructured, n:m) makes; scheduler '\(type(of: recipe.scheduler).name)' removes whole structures: use fineTuner 'lora' or 'saap-group' after it")
+            }
+            return nil
+        }
         guard let criterion = recipe.criterion as? any WeightCriterion else {
             throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)")
         }
-        if let ft = recipe.fineTuner {
+        if let ft = recipe.fineTuner, !ft.preservesZeros {
             // Merged LoRA updates are dense: they would fill the zeroed weights back in.
-            throw PruneError(.unsupported, "recipe: fineTuner.type = '\(type(of: ft).name)' after scheduler '\(type(of: masker).name)' would refill the zeroed weights (merged LoRA updates are dense); remove the fineTuner for mask-mode runs")
+            throw PruneError(.unsupported, "recipe: fineTuner.type = '\(type(of: ft).name)' after scheduler '\(type(of: masker).name)' would refill the zeroed weights (merged LoRA updates are dense); use fineTuner 'spp', which keeps them, or remove the fineTuner")
         }
         if let c = recipe.compensator {
             throw PruneError(.unsupported, "recipe: compensator.type = '\(type(of: c).name)' updates the weights a structure scheduler keeps, but scheduler '\(type(of: masker).name)' zeroes single weights; remove the compensator for mask-mode runs")

@@ -89,9 +89,16 @@ extension PruneRun {
             let adapters = 2 * N * (5 * D + q + F)  // inputs and dropout masks of q, k, v, o, gate, up, down
             return sum + 4 * (layer + adapters)
         }
-        let weights: (String, Int) = c.f32Bytes > Transformer.defaultPackedBudget
-            ? ("one block's and the head's f32 weights at a time", block + head) : ("f32 weights", c.f32Bytes)
-        return [weights, ("activations of one pass, every layer (fineTuner.microBatch × seqLen)", kept)]
+        let lean = c.f32Bytes > Transformer.defaultPackedBudget
+        let weights: (String, Int) = lean ? ("one block's and the head's f32 weights at a time", block + head) : ("f32 weights", c.f32Bytes)
+        var parts = [weights, ("activations of one pass, every layer (fineTuner.microBatch × seqLen)", kept)]
+        if ft.distillation != nil {
+            // The dense teacher's weights as its forward holds them, its logits for the pass, and
+            // the student's own logits chunk is already counted with the head.
+            parts.append((lean ? "the dense teacher's block and head in f32" : "the dense teacher's f32 weights", lean ? block + head : c.f32Bytes))
+            parts.append(("teacher logits of one pass (microBatch × seqLen × vocabulary)", 4 * N * c.vocabSize))
+        }
+        return parts
     }
 
     /// Throws when the estimate exceeds the recipe's `memory.budgetGB` or the machine's memory,

@@ -134,8 +134,10 @@ public final class PruneRun {
         if let ft = recipe.fineTuner {
             let m: Transformer = model
             beforeFineTune = try timed("evaluate pruned model before fine-tuning") { try evaluate(m, tokenizer, label: "pruned") }
+            // A distilling fine-tuner's teacher is the dense model, read again from the run's file.
             let ctx = FineTuneContext(tokenizer: tokenizer, calibration: sequences, dataDir: dataDir,
-                                      recipeFolder: (recipePath as NSString).deletingLastPathComponent, log: log)
+                                      recipeFolder: (recipePath as NSString).deletingLastPathComponent,
+                                      teacher: { try source.load() }, log: log)
             let r = try timed("fine-tune with '\(type(of: ft).name)'") { try ft.fineTune(m, context: ctx) }
             fineTune = r
             try writeAtomically(Data(fineTuneChart(r).utf8), to: outputDir + "/finetune.svg")

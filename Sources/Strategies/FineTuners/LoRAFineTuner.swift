@@ -26,6 +26,7 @@ public struct LoRAFineTuner: FineTuner {
         PluginKey("maxGradNorm", "number", default: "1", "clip the global gradient norm (0 = off)"),
         PluginKey("dataset", "string", default: "\"c4\"", "training text: c4, wikitext2, ptb, a .jsonl or a text file"),
         PluginKey("seed", "integer", default: "0", "data order, adapter initialisation and dropout"),
+        TrainingLoss.key,
     ]
 
     public var rank = 8
@@ -43,12 +44,14 @@ public struct LoRAFineTuner: FineTuner {
     public var maxGradNorm = 1.0
     public var dataset = "c4"
     public var seed = 0
+    /// The training loss; nil (absent from the recipe) is cross-entropy.
+    public var loss: TrainingLoss?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case rank, alpha, dropout, targets, layers, steps, batch, microBatch, seqLen, learningRate, warmupSteps
-        case weightDecay, maxGradNorm, dataset, seed
+        case weightDecay, maxGradNorm, dataset, seed, loss
     }
 
     public init(from decoder: Decoder) throws {
@@ -84,6 +87,7 @@ public struct LoRAFineTuner: FineTuner {
         maxGradNorm = try c.number(.maxGradNorm, default: d.maxGradNorm, in: 0...1e9)
         dataset = try c.value(.dataset, default: d.dataset)
         seed = try c.integer(.seed, default: d.seed, in: 0...Int.max)
+        loss = try c.value(.loss, default: d.loss)
     }
 
     public var settings: LoRASettings {
@@ -91,16 +95,28 @@ public struct LoRAFineTuner: FineTuner {
         s.rank = rank; s.alpha = alpha; s.dropout = dropout; s.targets = targets
         s.steps = steps; s.batch = batch; s.microBatch = microBatch; s.learningRate = learningRate
         s.warmupSteps = warmupSteps; s.weightDecay = weightDecay; s.maxGradNorm = maxGradNorm; s.seed = UInt64(seed)
+        s.distillation = distillation
         return s
     }
 
     public var passShape: (sequences: Int, seqLen: Int)? { (min(microBatch, batch), seqLen) }
+    public var distillation: Distillation? { loss?.distillation }
+
+    /// The dense model to distil from, when the loss distils.
+    func teacher(_ context: FineTuneContext, for name: String) throws -> Transformer? {
+        guard let kd = distillation else { return nil }
+        guard let load = context.teacher else {
+            throw PruneError(.invalidArgument, "fineTuner '\(name)': loss 'kl' distils from the dense model, and this run has none to give")
+        }
+        context.log(String(format: "  distilling from the dense model (τ = %g, α = %g), read again from its file; its logits are computed for each micro-batch", kd.temperature, kd.alpha))
+        return try load()
+    }
 
     /// The layers that get adapters in a model of `n` layers.
-    func adaptedLayers(_ n: Int) throws -> [Int] {
+    func adaptedLayers(_ n: Int, plugin: String = LoRAFineTuner.name) throws -> [Int] {
         guard let l = layers else { return Array(0..<n) }
         guard l[1] < n else {
-            throw PruneError(.outOfRange, "fineTuner 'lora': layers = '[\(l[0]), \(l[1])]' exceed the model's \(n) layers (0...\(n - 1)); set the last layer to at most \(n - 1)")
+            throw PruneError(.outOfRange, "fineTuner '\(plugin)': layers = '[\(l[0]), \(l[1])]' exceed the model's \(n) layers (0...\(n - 1)); set the last layer to at most \(n - 1)")
         }
         return Array(l[0]...l[1])
     }
@@ -126,15 +142,15 @@ public struct LoRAFineTuner: FineTuner {
         let data = try Self.trainingSequences(dataset: dataset, seqLen: seqLen, count: steps * batch, seed: seed &+ 1,
                                               context: context)
         return try Self.train(model, data: data, settings: settings, layers: try adaptedLayers(model.config.nLayers),
-                              label: "  LoRA", context: context)
+                              teacher: try teacher(context, for: Self.name), label: "  LoRA", context: context)
     }
 
     /// Runs LoRATraining with a progress bar (loss, tokens/s, ETA) and a log line every tenth of the run.
-    static func train(_ model: Transformer, data: [[Int32]], settings: LoRASettings, layers: [Int], label: String,
-                      context: FineTuneContext) throws -> FineTuneReport {
+    static func train(_ model: Transformer, data: [[Int32]], settings: LoRASettings, layers: [Int], teacher: Transformer?,
+                      label: String, context: FineTuneContext) throws -> FineTuneReport {
         let bar = ProgressBar(total: settings.steps, label: label, unit: "step")
         let every = max(1, settings.steps / 10)
-        let report = try LoRATraining.train(model, sequences: data, settings: settings, layers: layers) { st in
+        let report = try LoRATraining.train(model, sequences: data, settings: settings, layers: layers, teacher: teacher) { st in
             let note = String(format: "loss %.3f · %.0f tok/s", st.loss, st.tokensPerSecond)
             bar.update(st.step, note: note)
             if st.step % every == 0 || st.step == st.steps {
