@@ -46,6 +46,20 @@ import TestSupport
         #expect(large.total > small.total + 5_000_000_000, "\(large.total) vs \(small.total)")
     }
 
+    /// Distillation adds the dense teacher (one block and the head at a time for 7B) and its
+    /// logits for one pass: microBatch × seqLen × vocabulary floats.
+    @Test func distillationCountsTheTeacherAndItsLogits() throws {
+        func estimate(_ loss: String) throws -> MemoryEstimate {
+            try Self.run(criterion: #"{"type": "wanda"}"#,
+                         fineTuner: #"{"type": "lora", "batch": 8, "microBatch": 2, "seqLen": 256\#(loss)}"#).memoryEstimate(Self.llama7B)
+        }
+        let plain = try estimate(""), kl = try estimate(#", "loss": {"type": "kl"}"#)
+        let logits = try #require(kl.parts.first { $0.what.hasPrefix("teacher logits") })
+        #expect(logits.bytes == 4 * 2 * 256 * 49152)
+        #expect(kl.parts.contains { $0.what == "the dense teacher's block and head in f32" })
+        #expect(!plain.parts.contains { $0.what.contains("teacher") } && kl.total > plain.total + logits.bytes, "\(kl.total) vs \(plain.total)")
+    }
+
     /// OBS holds one layer's Hessians in Double: for the 7B shapes' ffn_down, 11008² values.
     @Test func obsCompensationHoldsOneLayersHessians() throws {
         let run = try Self.run(criterion: #"{"type": "wanda"}"#, memory: #", "compensator": {"type": "obs"}"#)
