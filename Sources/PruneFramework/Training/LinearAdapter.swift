@@ -29,7 +29,6 @@ extension LinearAdapter {
     public func merge(into w: UnsafeMutablePointer<Scalar>, rows n: Int) {
         mergeRows()(0..<n, w)
     }
-
 }
 
 extension LinearAdapter where Scalar == Float {
