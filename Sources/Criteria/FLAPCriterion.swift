@@ -28,7 +28,9 @@ import PruneFramework
 /// `attn_output.bias` and `ffn_down.bias` in every layer (`ModelConfig.outputBias`), which llama.cpp's
 /// `llama` and `deci` loaders take; a Qwen2 model with them is written as `deci`. Whole blocks and
 /// hidden channels are cut without compensation. The runner refuses `compensate` with a
-/// `compensator` stage (both repair the removed channels) and with mask schedulers.
+/// `compensator` stage (both repair the removed channels), with mask schedulers, and with a
+/// safetensors output (Hugging Face's Llama has these biases only with q/k/v and gate/up biases).
+/// On SmolLM2 the MLP's compensation helps and the heads' can hurt (README).
 public struct FLAPCriterion: CompensatingCriterion {
     public static let name = "flap"
     public static let summary = "FLAP fluctuation Var(X_j)·‖W_:,j‖² of the output projection's input channels, standardised per layer for global allocation; removed channels' mean output moved into attn_output/ffn_down biases (compensate)"

@@ -100,6 +100,9 @@ import Testing
         #expect(Array(r.model.params.view("blk.0.ffn_down.bias")) == [-2, 2])
         #expect(Array(r.model.params.view("blk.0.attn_output.bias")) == [3, 0])
         #expect(r.summary.contains("1 removed attn_output columns in 1 layers and 2 removed ffn_down columns in 1 layers"), "\(r.summary)")
+        // A model that has the biases (a later step of an iterative run) gets the new means added to them.
+        let again = try BiasCompensation.apply(to: r.model, removing: removed, statistics: stats)
+        #expect(again.model === r.model && Array(r.model.params.view("blk.0.ffn_down.bias")) == [-4, 4])
         // A plan that removes no attn_output/ffn_down column (hidden channels, blocks) adds no bias.
         let none = try BiasCompensation.apply(to: m, removing: [:], statistics: stats)
         #expect(none.model === m && !m.config.outputBias && none.summary.contains("no bias added"))

@@ -76,9 +76,13 @@ import TestSupport
                 "got: \(flap ?? "no error")")
     }
 
-    /// A whole run on a tiny model: the plan is compensated, the export carries the biases and reads
-    /// back with them; `compensate: false` leaves the model without.
-    @Test(arguments: [true, false]) func aTinyModelIsCompensatedEndToEnd(compensate: Bool) throws {
+    /// A whole run on a tiny model: the plan is compensated (in each step of an iterative run, adding
+    /// to the biases of the step before), the export carries the biases and reads back with them;
+    /// `compensate: false` leaves the model without.
+    @Test(arguments: [(true, #"{"type": "global", "ratio": 0.2, "normalization": "none"}"#, 1),
+                      (false, #"{"type": "global", "ratio": 0.2, "normalization": "none"}"#, 0),
+                      (true, #"{"type": "iterative", "ratio": 0.3, "steps": 2, "allocation": "global", "normalization": "none"}"#, 2)])
+    func aTinyModelIsCompensatedEndToEnd(compensate: Bool, scheduler: String, steps: Int) throws {
         let dir = try temporaryDirectory("prune-flap-bias")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (modelPath, textPath) = try tinyFiles(dir)
@@ -86,7 +90,7 @@ import TestSupport
         {"version": 1, "model": "\(modelPath)",
          "calibration": {"dataset": "\(textPath)", "samples": 4, "seqLen": 16, "seed": 1},
          "grouping": {"type": "decoder", "structures": ["kv-groups", "mlp-channels"]},
-         "criterion": {"type": "flap", "compensate": \(compensate)}, "scheduler": {"type": "global", "ratio": 0.2, "normalization": "none"},
+         "criterion": {"type": "flap", "compensate": \(compensate)}, "scheduler": \(scheduler),
          "evaluation": {"datasets": ["\(textPath)"], "seqLen": 16, "maxWindows": 4},
          "output": {"dir": "\(dir)/out", "formats": ["gguf"], "dtype": "f32"}}
         """
@@ -95,7 +99,7 @@ import TestSupport
         run.log = { lines.append($0) }
         let report = try run.run()
         #expect(report.pplAfter?.isFinite == true)
-        #expect(lines.contains { $0.contains("flap: added the calibration mean output of") } == compensate, "\(lines)")
+        #expect(lines.filter { $0.contains("flap: added the calibration mean output of") }.count == steps, "\(lines)")
         let exported = try Transformer(path: dir + "/out/tiny.pruned.f32.gguf")
         #expect(exported.config.outputBias == compensate)
         if compensate {
