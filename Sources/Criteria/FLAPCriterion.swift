@@ -18,35 +18,63 @@ import PruneFramework
 /// `normalization: "none"` reproduces FLAP's adaptive structure search; `"none"` returns the raw
 /// metric (heads: the sum over their channels).
 ///
-/// Bias compensation: FLAP adds the removed channels' mean contribution, W_:,j·E[X_j], to the output
-/// projection's bias. LLaMA models (and this framework's model) have no bias tensors, so the
-/// compensation is not done: it would need a bias added to attn_output and ffn_down in the model,
-/// the surgery and both exporters. Scores are unaffected.
-public struct FLAPCriterion: Criterion {
+/// Bias compensation (`compensate`, on by default as in FLAP's code): after the plan and before the
+/// surgery, each removed input channel j of attn_output (the columns of the removed KV groups' query
+/// heads) and ffn_down moves its mean contribution W_:,j·E[X_j] into the projection's bias
+/// (FLAP's `baseline_inp`: bias = W[:, removed] @ mean[removed]), so every compensated layer's mean
+/// output over the calibration tokens is unchanged. E[X_j] is the calibration mean of the step's
+/// statistics, those of the model before the cut, which is what FLAP uses also with
+/// `calibration.sequential` (there only the choice of units is made layer by layer). The model gains
+/// `attn_output.bias` and `ffn_down.bias` in every layer (`ModelConfig.outputBias`), which llama.cpp's
+/// `llama` and `deci` loaders take; a Qwen2 model with them is written as `deci`. Whole blocks and
+/// hidden channels are cut without compensation. The runner refuses `compensate` with a
+/// `compensator` stage (both repair the removed channels), with mask schedulers, and with a
+/// safetensors output (Hugging Face's Llama has these biases only with q/k/v and gate/up biases).
+/// On SmolLM2 the MLP's compensation helps and the heads' can hurt (README).
+public struct FLAPCriterion: CompensatingCriterion {
     public static let name = "flap"
-    public static let summary = "FLAP fluctuation Var(X_j)·‖W_:,j‖² of the output projection's input channels, standardised per layer for global allocation (no bias compensation: LLaMA has no biases)"
+    public static let summary = "FLAP fluctuation Var(X_j)·‖W_:,j‖² of the output projection's input channels, standardised per layer for global allocation; removed channels' mean output moved into attn_output/ffn_down biases (compensate)"
     public static let keys = [
         PluginKey("metric", "string", default: "\"wifv\"", allowed: ["wifv", "ifv"], "wifv: Var(X_j)·‖W_:,j‖²; ifv: Var(X_j) alone"),
         PluginKey("standardize", "string", default: "\"layer\"", allowed: ["layer", "none"],
                   "layer: z-score each group's channel metrics (FLAP, for the global scheduler); none: raw metric"),
+        PluginKey("compensate", "boolean", default: "true",
+                  "add each removed attn_output/ffn_down input channel's mean contribution W_:,j·E[X_j] to the projection's bias (FLAP's bias compensation)"),
     ]
+    public static let compensationKey = "compensate"
 
     public var metric = "wifv"
     public var standardize = "layer"
+    public var compensate = true
     public var inputs: CriterionInputs { [.weights, .activationStatistics] }
+    public var compensates: Bool { compensate }
 
-    public init(metric: String = "wifv", standardize: String = "layer") {
+    public init(metric: String = "wifv", standardize: String = "layer", compensate: Bool = true) {
         self.metric = metric
         self.standardize = standardize
+        self.compensate = compensate
     }
 
-    enum CodingKeys: String, CodingKey { case metric, standardize }
+    enum CodingKeys: String, CodingKey { case metric, standardize, compensate }
 
     public init(from decoder: Decoder) throws {
         try decoder.checkPluginKeys(Self.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         metric = try c.choice(.metric, default: "wifv", allowed: ["wifv", "ifv"])
         standardize = try c.choice(.standardize, default: "layer", allowed: ["layer", "none"])
+        compensate = try c.value(.compensate, default: true)
+    }
+
+    /// FLAP's bias compensation of the plan's removed attn_output and ffn_down columns, from the
+    /// step's calibration means (`BiasCompensation`).
+    public func compensate(_ model: Transformer, plan: PruningPlan, groups: [PruneGroup],
+                           context: ScoringContext) throws -> (model: Transformer, summary: String) {
+        guard let stats = context.statistics else {
+            throw PruneError(.invalidArgument, "criterion 'flap': compensate needs calibration activation statistics; the recipe's calibration produced none")
+        }
+        let removed = plan.removedOutputProjectionColumns(groups)
+        let r = try BiasCompensation.apply(to: model, removing: removed, statistics: stats)
+        return (r.model, "flap: " + r.summary)
     }
 
     public func scores(for group: PruneGroup, context: ScoringContext) throws -> [Double] {

@@ -285,6 +285,23 @@ import Testing
         try Self.checkWholeModel(try Transformer(randomWith: c, seed: 8, scale: 0.3), label: "qwen2-like")
     }
 
+    /// attn_output and ffn_down biases (FLAP's compensation): the training forward adds them as the
+    /// inference forward does, and their gradients (column sums of the residual's gradient) match
+    /// finite differences.
+    @Test func wholeModelWithOutputBiases() throws {
+        var c = tinyConfig(layers: 2, vocab: 19)
+        c.outputBias = true
+        let model = try Transformer(randomWith: c, seed: 10, scale: 0.3)
+        var rng = SplitMix64(seed: 11)
+        for l in 0..<c.nLayers {
+            for role in [TensorRole.attnOutputBias, .ffnDownBias] {
+                let v = model.params.view(TensorNames.name(role, l))
+                for i in 0..<v.count { v[i] = 0.5 * rng.nextSymmetric() }
+            }
+        }
+        try Self.checkWholeModel(model, label: "output biases")
+    }
+
     /// The Float path (C matmul kernels) gives the Double path's gradients to Float precision.
     @Test func floatGradientsMatchDouble() throws {
         let model = try Transformer(randomWith: tinyConfig(layers: 2, vocab: 29), seed: 7, scale: 0.3)

@@ -148,7 +148,8 @@ struct LlamaCppNumericsReferenceTests {
 @Suite struct LlamaCppNumericsTests {
     /// A tiny LLaMA as `llama-quantize … Q4_1` lays it out: Q4_1 linear weights, a tied Q8_0 embedding,
     /// f32 norms; written by hand because GGUFWriter does not quantize to Q4_1.
-    static func writeTinyQ4_1Model(to path: String, seed: UInt64) throws {
+    /// With `outputBias`, f32 attn_output and ffn_down biases too (FLAP's compensation).
+    static func writeTinyQ4_1Model(to path: String, seed: UInt64, outputBias: Bool = false) throws {
         let vocab = 40, dim = 64, layers = 2, heads = 4, kvHeads = 2, headDim = 16, ffn = 96
         var rng = SplitMix64(seed: seed)
         func f16(_ x: Float) -> [UInt8] { let h = Half.fromFloat(x); return [UInt8(h & 0xFF), UInt8(h >> 8)] }
@@ -180,6 +181,10 @@ struct LlamaCppNumericsReferenceTests {
             tensors.append(linear(TensorNames.ffnGate(l), ffn, dim))
             tensors.append(linear(TensorNames.ffnUp(l), ffn, dim))
             tensors.append(linear(TensorNames.ffnDown(l), dim, ffn))
+            for role in [TensorRole.attnOutputBias, .ffnDownBias] where outputBias {
+                let values = (0..<dim).flatMap { _ in withUnsafeBytes(of: (0.5 * rng.nextSymmetric()).bitPattern.littleEndian) { Array($0) } }
+                tensors.append((TensorNames.name(role, l), [UInt64(dim)], 0, values))
+            }
         }
         tensors.append((TensorNames.outputNorm, [UInt64(dim)], 0, f32(dim)))
         let ints: [(String, Int)] = [("block_count", layers), ("context_length", 64), ("embedding_length", dim),
@@ -232,6 +237,27 @@ struct LlamaCppNumericsReferenceTests {
             #expect(nll.count == 22)
             #expect(abs(nll.sum - want) < 1e-4)
         }
+    }
+
+    /// Output biases are added to the Q4_1 matmul's output before the residual, as llama.cpp's graph
+    /// adds `wo_b` and `ffn_down_b`: the emulation still agrees with the f32 forward up to quantization
+    /// noise, while dropping the biases would move the logits far more than that noise.
+    @Test func outputBiasesAreAddedAsLlamaCppAddsThem() throws {
+        let path = NSTemporaryDirectory() + "prune-llamacpp-bias-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.writeTinyQ4_1Model(to: path, seed: 7, outputBias: true)
+        let model = try Transformer(path: path), numerics = try LlamaCppNumerics(ggufPath: path)
+        #expect(model.config.outputBias)
+        let tokens = (0..<24).map { Int32($0 * 7 % 40) }
+        let emulated = try model.llamaCppLogits(tokens: tokens, batch: 2, seqLen: 12, numerics: numerics)
+        let exact = try model.logits(tokens: tokens, batch: 2, seqLen: 12)
+        let noise = zip(emulated, exact).map { abs($0 - $1) }.max() ?? .infinity
+        for l in 0..<2 { for role in [TensorRole.attnOutputBias, .ffnDownBias] { model.params.view(TensorNames.name(role, l)).update(repeating: 0) } }
+        model.params.markModified()
+        let without = try model.llamaCppLogits(tokens: tokens, batch: 2, seqLen: 12, numerics: numerics)
+        let effect = zip(emulated, without).map { abs($0 - $1) }.max() ?? 0
+        #expect(noise < 0.05 * (exact.map(abs).max() ?? 0), "max |Δlogit| \(noise)")
+        #expect(effect > 10 * noise, "the biases move the logits by \(effect), the emulation differs by \(noise)")
     }
 
     @Test func numericsOfAnotherModelAreRejected() throws {

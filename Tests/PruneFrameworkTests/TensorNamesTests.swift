@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import PruneFramework
 
@@ -5,7 +6,8 @@ import Testing
 /// slices (biases included) from the tensor roles.
 @Suite struct TensorNamesTests {
     @Test(arguments: [("blk.3.ffn_up.weight", 3, TensorRole.ffnUp), ("blk.0.attn_q.bias", 0, .attnQBias),
-                      ("blk.12.attn_output.weight", 12, .attnOutput)])
+                      ("blk.12.attn_output.weight", 12, .attnOutput), ("blk.2.attn_output.bias", 2, .attnOutputBias),
+                      ("blk.7.ffn_down.bias", 7, .ffnDownBias)])
     func perLayerNamesRoundTrip(name: String, layer: Int, role: TensorRole) throws {
         let p = try #require(TensorNames.parse(name))
         #expect(p.layer == layer && p.role == role)
@@ -62,5 +64,38 @@ import Testing
         let all = counts.reduce(0) { $0 + $1.count }, biases = counts.filter { $0.name.hasSuffix(".bias") }.reduce(0) { $0 + $1.count }
         #expect(hidden.units.reduce(0) { $0 + $1.parameterCount } == all - biases)
         #expect(!hidden.units[0].slices.contains { $0.tensor.hasSuffix(".bias") })
+    }
+
+    /// attn_output and ffn_down biases (FLAP's compensation): in the layout only with `outputBias`,
+    /// one entry per residual channel, whole in KV groups and MLP channels, in their block.
+    @Test func outputBiasesFollowTheResidualStream() throws {
+        var c = tinyConfig(layers: 2)
+        #expect(!TensorNames.layout(for: c).contains { TensorNames.parse($0.name)?.role.outputBiasOf != nil })
+        c.outputBias = true
+        let layout = TensorNames.layout(for: c)
+        #expect(layout.count == 1 + 2 * 11 + 1)
+        let shapes = Dictionary(uniqueKeysWithValues: layout.map { ($0.name, $0.shape) })
+        #expect(shapes["blk.1.attn_output.bias"] == [16] && shapes["blk.1.ffn_down.bias"] == [16])
+        #expect(TensorRole.attnOutput.outputBias == .attnOutputBias && TensorRole.ffnDownBias.outputBiasOf == .ffnDown)
+        #expect(TensorRole.attnOutput.bias == nil && TensorRole.attnOutputBias.biasOf == nil)
+        let hidden = DecoderStructures.hiddenChannels(c)
+        let all = layout.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        #expect(hidden.units.reduce(0) { $0 + $1.parameterCount } == all)
+        #expect(hidden.units[5].slices.contains(TensorSlice("blk.0.attn_output.bias", axis: 0, 5..<6)))
+        let whole = [DecoderStructures.kvGroups(c, layer: 0), DecoderStructures.mlpChannels(c, layer: 1)]
+        #expect(!whole.flatMap(\.units).flatMap(\.slices).contains { $0.tensor.hasSuffix("output.bias") || $0.tensor.hasSuffix("down.bias") })
+        let block = DecoderStructures.blocks(c, layers: 0..<2).units[1]
+        #expect(block.slices.contains(TensorSlice("blk.1.ffn_down.bias", axis: 0, 0..<16)))
+    }
+
+    /// A config encoded before `output_bias` existed decodes without it (false); one with it round-trips.
+    @Test func configsWithoutOutputBiasStillDecode() throws {
+        var c = tinyConfig(layers: 2)
+        var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as? [String: Any])
+        #expect(json["output_bias"] as? Bool == false)
+        json["output_bias"] = nil
+        #expect(try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: json)) == c)
+        c.outputBias = true
+        #expect(try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(c)) == c)
     }
 }

@@ -4,13 +4,23 @@ import TestSupport
 @testable import PruneFramework
 @testable import Strategies
 
-/// A tiny LLaMA, or with `qwen2` a tiny Qwen2 (q/k/v biases, RoPE on halves, untied head).
-func tinyModel(layers: Int = 3, seed: UInt64 = 1, qwen2: Bool = false) throws -> Transformer {
+/// A tiny LLaMA, or with `qwen2` a tiny Qwen2 (q/k/v biases, RoPE on halves, untied head); with
+/// `outputBias`, attn_output and ffn_down biases of random values in every layer.
+func tinyModel(layers: Int = 3, seed: UInt64 = 1, qwen2: Bool = false, outputBias: Bool = false) throws -> Transformer {
     let c = ModelConfig(vocabSize: 41, hiddenSize: 16, nLayers: layers, headDim: 4,
                         nHead: [Int](repeating: 6, count: layers), nKVHead: [Int](repeating: 3, count: layers),
                         ffnDim: (0..<layers).map { 20 + 4 * $0 }, contextLength: 64, tiedEmbeddings: !qwen2,
-                        architecture: qwen2 ? "qwen2" : "llama", attentionBias: qwen2, ropeLayout: qwen2 ? .halves : .adjacentPairs)
-    return try Transformer(randomWith: c, seed: seed)
+                        architecture: qwen2 ? "qwen2" : "llama", attentionBias: qwen2, ropeLayout: qwen2 ? .halves : .adjacentPairs,
+                        outputBias: outputBias)
+    let m = try Transformer(randomWith: c, seed: seed)
+    var rng = SplitMix64(seed: seed + 100)
+    for l in 0..<layers where outputBias {
+        for role in [TensorRole.attnOutputBias, .ffnDownBias] {
+            let v = m.params.view(TensorNames.name(role, l))
+            for i in 0..<v.count { v[i] = 0.5 * rng.nextSymmetric() }
+        }
+    }
+    return m
 }
 
 func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
@@ -68,9 +78,11 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
 @Suite struct SurgeryTests {
     func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
 
-    /// The physically pruned model computes what the dense model computes with those units zeroed.
-    @Test(arguments: [false, true]) func prunedLogitsEqualMaskedLogits(qwen2: Bool) throws {
-        let dense = try tinyModel(layers: 4, seed: 3, qwen2: qwen2)
+    /// The physically pruned model computes what the dense model computes with those units zeroed
+    /// (output biases, where the model has them, stay whole with heads and MLP channels and go with
+    /// their block).
+    @Test(arguments: [false, true], [false, true]) func prunedLogitsEqualMaskedLogits(qwen2: Bool, outputBias: Bool) throws {
+        let dense = try tinyModel(layers: 4, seed: 3, qwen2: qwen2, outputBias: outputBias)
         let groups = try DecoderGrouping(structures: [.kvGroup, .mlpChannel, .block]).groups(for: dense)
         var plan = PruningPlan()
         plan.removals["kv-groups@0"] = [1]
@@ -109,6 +121,29 @@ func tokens(_ n: Int, vocab: Int, seed: UInt64 = 5) -> [Int32] {
         #expect(pruned.parameterCount == m.parameterCount - 3 * groups[0].units[0].parameterCount)
         let lg = try pruned.logits(tokens: tokens(8, vocab: 41), batch: 1, seqLen: 8)
         #expect(lg.allSatisfy { $0.isFinite })
+    }
+
+    /// Residual-channel pruning cuts the output biases like the norms: the kept entries, in order.
+    @Test func hiddenChannelsCutTheOutputBiases() throws {
+        let m = try tinyModel(outputBias: true)
+        let groups = try DecoderGrouping(structures: [.hiddenChannel]).groups(for: m)
+        #expect(groups[0].units[3].slices.contains(TensorSlice("blk.2.ffn_down.bias", axis: 0, 3..<4)))
+        let cut: Set<Int> = [0, 3, 15]
+        let pruned = try Surgery.apply(PruningPlan(removals: ["hidden-channels": cut.sorted()]), groups: groups, to: m)
+        #expect(pruned.config.outputBias && pruned.config.hiddenSize == 13)
+        #expect(pruned.parameterCount == m.parameterCount - 3 * groups[0].units[0].parameterCount)
+        let kept = (0..<16).filter { !cut.contains($0) }
+        for l in 0..<3 {
+            for role in [TensorRole.attnOutputBias, .ffnDownBias] {
+                let name = TensorNames.name(role, l), source = m.params.view(name)
+                #expect(Array(pruned.params.view(name)) == kept.map { source[$0] }, "\(name)")
+            }
+        }
+        // Whole blocks take their biases with them.
+        let blocks = try DecoderGrouping(structures: [.block]).groups(for: m)
+        let shallow = try Surgery.apply(PruningPlan(removals: ["blocks": [1]]), groups: blocks, to: m)
+        #expect(Array(shallow.params.view("blk.1.ffn_down.bias")) == Array(m.params.view("blk.2.ffn_down.bias")))
+        #expect(shallow.params.entry("blk.2.attn_output.bias") == nil)
     }
 
     /// Surgery reads the widths from the groups: a group must say which width it shrinks, and slices

@@ -13,8 +13,9 @@ protocol BlockKernels {
     func vector(_ role: TensorRole, _ l: Int) -> UnsafePointer<E>
     /// y (m × n) = x·Wᵀ of the linear weight `role` in layer l.
     func linear(_ role: TensorRole, _ l: Int, _ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, m: Int)
-    /// x += input·Wᵀ: attn_output and ffn_down adding into the residual stream.
-    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<E>, _ input: UnsafePointer<E>, m: Int)
+    /// x += input·Wᵀ + bias: attn_output and ffn_down adding into the residual stream, with their
+    /// output bias (hidden_size values) when the model has one (`ModelConfig.outputBias`).
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<E>, _ input: UnsafePointer<E>, bias: UnsafePointer<E>?, m: Int)
     /// Rotates `heads` heads of each of `rows` rows in place; row r is at position positions(r).
     func rope(_ x: UnsafeMutablePointer<E>, rows: Int, heads: Int, positions: (Int) -> Int)
     /// Rounds Q, K and V after RoPE as the engine stores them (llama.cpp: f16); nothing by default.
@@ -38,7 +39,8 @@ extension BlockKernels {
 }
 
 /// One LLaMA-style decoder block, written once: pre-norm attention with grouped KV heads and RoPE,
-/// then a pre-norm SwiGLU MLP, each added to the residual stream x (B·T × D) in place.
+/// then a pre-norm SwiGLU MLP, each added to the residual stream x (B·T × D) in place (with the
+/// output projections' biases when the model has them).
 /// `a` holds the intermediate activations; with `a.keeps` set they stay for the backward.
 func decoderBlock<K: BlockKernels>(_ k: K, layer l: Int, x: UnsafeMutablePointer<K.E>, B: Int, T: Int,
                                    positions: (Int) -> Int, into a: LayerActivations<K.E>) {
@@ -59,7 +61,7 @@ func decoderBlock<K: BlockKernels>(_ k: K, layer l: Int, x: UnsafeMutablePointer
     k.store(q: a.q.p, k: a.k.p, v: a.v.p, layer: l, rows: N)
     k.attention(l, out: a.att.p, q: a.q.p, k: a.k.p, v: a.v.p, B: B, T: T, probs: a.keeps ? a.probs.p : nil)
     k.observe(l, .attnOutputInput, a.att.p, rows: N, cols: qDim)
-    k.residual(.attnOutput, l, x, a.att.p, m: N)
+    k.residual(.attnOutput, l, x, a.att.p, bias: c.outputBias ? k.vector(.attnOutputBias, l) : nil, m: N)
 
     if a.keeps { a.xMid.p.update(from: x, count: N * D) }
     k.norm(.ffnNorm, l, a.h2.p, a.keeps ? a.rstd2.p : nil, x, rows: N)
@@ -68,7 +70,7 @@ func decoderBlock<K: BlockKernels>(_ k: K, layer l: Int, x: UnsafeMutablePointer
     k.linear(.ffnUp, l, a.up.p, a.h2.p, m: N)
     k.swiglu(a.act.p, a.gate.p, a.up.p, count: N * F)
     k.observe(l, .mlpIntermediate, a.act.p, rows: N, cols: F)
-    k.residual(.ffnDown, l, x, a.act.p, m: N)
+    k.residual(.ffnDown, l, x, a.act.p, bias: c.outputBias ? k.vector(.ffnDownBias, l) : nil, m: N)
     k.observe(l, .blockOutput, x, rows: N, cols: D)
 }
 

@@ -30,6 +30,8 @@ extension ModelConfig {
         // An architecture with biases needs them; one without may still have them (a `deci` file
         // written from a pruned Qwen2), and then every layer must.
         let attentionBias = architecture.attentionBias || f.tensor(named: TensorNames.name(.attnQBias, 0)) != nil
+        // attn_output/ffn_down biases (FLAP's compensation): all layers or none (`tensorInfos` checks).
+        let outputBias = Self.firstOutputBias(f) != nil
         guard let embd = f.tensor(named: TensorNames.tokenEmbedding), embd.shape.count == 2 else {
             throw m.error(.badFormat, "tensor '\(TensorNames.tokenEmbedding)' is missing or not a matrix")
         }
@@ -41,7 +43,8 @@ extension ModelConfig {
                   tiedEmbeddings: f.tensor(named: TensorNames.output) == nil,
                   bosTokenId: try m.tokenId("tokenizer.ggml.bos_token_id", vocab: embd.shape[0]),
                   eosTokenId: try m.tokenId("tokenizer.ggml.eos_token_id", vocab: embd.shape[0]),
-                  architecture: architecture.name, attentionBias: attentionBias, ropeLayout: architecture.ggufRoPE)
+                  architecture: architecture.name, attentionBias: attentionBias, ropeLayout: architecture.ggufRoPE,
+                  outputBias: outputBias)
         do { try validate() } catch let e as PruneError {
             throw m.error(e.code, e.message)
         }
@@ -55,7 +58,10 @@ extension ModelConfig {
         let layers = Set(f.tensors.compactMap { TensorNames.layer(of: $0.name) }).count
         return try TensorNames.layout(for: config).map { name, shape in
             guard let info = f.tensor(named: name) else {
-                let why = TensorNames.layer(of: name).map { $0 >= layers ? ": '\(arch).block_count' = \(config.nLayers), but the file holds tensors of \(layers) layers" : "" } ?? ""
+                var why = TensorNames.layer(of: name).map { $0 >= layers ? ": '\(arch).block_count' = \(config.nLayers), but the file holds tensors of \(layers) layers" : "" } ?? ""
+                if why.isEmpty, TensorNames.parse(name)?.role.outputBiasOf != nil, let other = firstOutputBias(f) {
+                    why = ", but the file has '\(ByteReader.shown(other))': attn_output and ffn_down biases are read in every layer or in none"
+                }
                 throw PruneError(.badFormat, "GGUF file '\(file)': tensor '\(name)' is missing\(why)")
             }
             guard info.shape == shape else {
@@ -66,12 +72,17 @@ extension ModelConfig {
         }
     }
 
+    /// The name of the file's first attn_output or ffn_down bias, nil when it has none.
+    static func firstOutputBias(_ f: GGUFFile) -> String? {
+        f.tensors.first { TensorNames.parse($0.name)?.role.outputBiasOf != nil }?.name
+    }
+
     /// The metadata keys (without the architecture prefix) a tensor of `role` takes its shape from.
     static func ggufKeys(for role: TensorRole) -> [String] {
         let heads = ["attention.head_count", "attention.key_length"], kv = ["attention.head_count_kv", "attention.key_length"]
         switch role {
         case .tokenEmbedding, .output: return ["embedding_length"]
-        case .outputNorm, .attnNorm, .ffnNorm: return ["embedding_length"]
+        case .outputNorm, .attnNorm, .ffnNorm, .attnOutputBias, .ffnDownBias: return ["embedding_length"]
         case .attnQ, .attnOutput: return heads + ["embedding_length"]
         case .attnQBias: return heads
         case .attnK, .attnV: return kv + ["embedding_length"]

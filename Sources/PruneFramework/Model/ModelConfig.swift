@@ -27,18 +27,24 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var attentionBias: Bool
     /// How the Q and K rows of each head pair dimensions for RoPE.
     public var ropeLayout: RoPELayout
+    /// True when every layer's attn_output and ffn_down carry a bias (length hidden_size) added to the
+    /// residual stream with their output: FLAP's bias compensation puts the removed channels' mean
+    /// contribution there. Cut with the residual channels, kept whole when heads or MLP channels go.
+    public var outputBias: Bool
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", nLayers = "n_layers", headDim = "head_dim"
         case nHead = "n_head", nKVHead = "n_kv_head", ffnDim = "ffn_dim", ropeBase = "rope_base"
         case rmsEps = "rms_eps", contextLength = "context_length", tiedEmbeddings = "tied_embeddings"
         case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", architecture, attentionBias = "attention_bias", ropeLayout = "rope_layout"
+        case outputBias = "output_bias"
     }
 
     public init(vocabSize: Int, hiddenSize: Int, nLayers: Int, headDim: Int, nHead: [Int], nKVHead: [Int],
                 ffnDim: [Int], ropeBase: Float = 10000, rmsEps: Float = 1e-5, contextLength: Int = 2048,
                 tiedEmbeddings: Bool = true, bosTokenId: Int? = nil, eosTokenId: Int? = nil,
-                architecture: String = "llama", attentionBias: Bool = false, ropeLayout: RoPELayout = .adjacentPairs) {
+                architecture: String = "llama", attentionBias: Bool = false, ropeLayout: RoPELayout = .adjacentPairs,
+                outputBias: Bool = false) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.nLayers = nLayers
@@ -55,6 +61,30 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.architecture = architecture
         self.attentionBias = attentionBias
         self.ropeLayout = ropeLayout
+        self.outputBias = outputBias
+    }
+
+    /// Decodes every key as written; `output_bias`, added later, is false when absent, so configs
+    /// written before it still decode.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        nLayers = try c.decode(Int.self, forKey: .nLayers)
+        headDim = try c.decode(Int.self, forKey: .headDim)
+        nHead = try c.decode([Int].self, forKey: .nHead)
+        nKVHead = try c.decode([Int].self, forKey: .nKVHead)
+        ffnDim = try c.decode([Int].self, forKey: .ffnDim)
+        ropeBase = try c.decode(Float.self, forKey: .ropeBase)
+        rmsEps = try c.decode(Float.self, forKey: .rmsEps)
+        contextLength = try c.decode(Int.self, forKey: .contextLength)
+        tiedEmbeddings = try c.decode(Bool.self, forKey: .tiedEmbeddings)
+        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
+        eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId)
+        architecture = try c.decode(String.self, forKey: .architecture)
+        attentionBias = try c.decode(Bool.self, forKey: .attentionBias)
+        ropeLayout = try c.decode(RoPELayout.self, forKey: .ropeLayout)
+        outputBias = try c.decodeIfPresent(Bool.self, forKey: .outputBias) ?? false
     }
 
     /// True when every layer has the same widths (a plain `llama` GGUF can hold it).

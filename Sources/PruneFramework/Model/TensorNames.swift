@@ -1,12 +1,12 @@
 /// What a tensor of a decoder does, whatever a file format calls it.
 public enum TensorRole: String, CaseIterable, Sendable {
     case tokenEmbedding, outputNorm, output
-    case attnNorm, attnQ, attnK, attnV, attnOutput, attnQBias, attnKBias, attnVBias
-    case ffnNorm, ffnGate, ffnUp, ffnDown
+    case attnNorm, attnQ, attnK, attnV, attnOutput, attnQBias, attnKBias, attnVBias, attnOutputBias
+    case ffnNorm, ffnGate, ffnUp, ffnDown, ffnDownBias
 
     /// The roles of a decoder layer's tensors, in file order.
     public static let layerRoles: [TensorRole] = [.attnNorm, .attnQ, .attnQBias, .attnK, .attnKBias, .attnV, .attnVBias,
-                                                  .attnOutput, .ffnNorm, .ffnGate, .ffnUp, .ffnDown]
+                                                  .attnOutput, .attnOutputBias, .ffnNorm, .ffnGate, .ffnUp, .ffnDown, .ffnDownBias]
 
     /// Whether a tensor of this role belongs to one layer (`blk.N.`).
     public var isPerLayer: Bool { ![.tokenEmbedding, .outputNorm, .output].contains(self) }
@@ -25,14 +25,17 @@ public enum TensorRole: String, CaseIterable, Sendable {
         case .attnQBias: "attn_q.bias"
         case .attnKBias: "attn_k.bias"
         case .attnVBias: "attn_v.bias"
+        case .attnOutputBias: "attn_output.bias"
         case .ffnNorm: "ffn_norm.weight"
         case .ffnGate: "ffn_gate.weight"
         case .ffnUp: "ffn_up.weight"
         case .ffnDown: "ffn_down.weight"
+        case .ffnDownBias: "ffn_down.bias"
         }
     }
 
-    /// The linear weight a bias belongs to (attn_q.bias → attn_q), nil for other roles.
+    /// The linear weight a q/k/v bias belongs to (attn_q.bias → attn_q), nil for other roles
+    /// (the output biases included: see `outputBiasOf`).
     public var biasOf: TensorRole? {
         switch self {
         case .attnQBias: .attnQ
@@ -42,8 +45,22 @@ public enum TensorRole: String, CaseIterable, Sendable {
         }
     }
 
-    /// The bias of a linear weight (attn_q → attn_q.bias), nil for weights without one.
+    /// The q/k/v bias of a linear weight (attn_q → attn_q.bias), nil for other weights.
     public var bias: TensorRole? { TensorRole.allCases.first { $0.biasOf == self } }
+
+    /// The output projection an output bias belongs to (attn_output.bias → attn_output,
+    /// ffn_down.bias → ffn_down), nil for other roles. These biases are added to the residual
+    /// stream with their projection's output (`ModelConfig.outputBias`).
+    public var outputBiasOf: TensorRole? {
+        switch self {
+        case .attnOutputBias: .attnOutput
+        case .ffnDownBias: .ffnDown
+        default: nil
+        }
+    }
+
+    /// The output bias of an output projection (attn_output → attn_output.bias), nil for other roles.
+    public var outputBias: TensorRole? { TensorRole.allCases.first { $0.outputBiasOf == self } }
 
     static let bySuffix = Dictionary(uniqueKeysWithValues: allCases.map { ($0.canonicalSuffix, $0) })
 }
@@ -85,9 +102,10 @@ public enum TensorNames {
     /// The layer of a per-layer canonical name, nil for global or unknown names.
     public static func layer(of name: String) -> Int? { parse(name)?.layer }
 
-    /// The roles a layer of this config holds (q/k/v biases only when the config has them).
+    /// The roles a layer of this config holds (q/k/v biases and output biases only when the config
+    /// has them).
     public static func layerRoles(_ c: ModelConfig) -> [TensorRole] {
-        TensorRole.layerRoles.filter { $0.biasOf == nil || c.attentionBias }
+        TensorRole.layerRoles.filter { ($0.biasOf == nil || c.attentionBias) && ($0.outputBiasOf == nil || c.outputBias) }
     }
 
     /// The row-major shape of a tensor of `role` in layer `l`.
@@ -95,7 +113,7 @@ public enum TensorNames {
         let D = c.hiddenSize, q = role.isPerLayer ? c.nHead[l] * c.headDim : 0, kv = role.isPerLayer ? c.nKVHead[l] * c.headDim : 0
         switch role {
         case .tokenEmbedding, .output: return [c.vocabSize, D]
-        case .outputNorm, .attnNorm, .ffnNorm: return [D]
+        case .outputNorm, .attnNorm, .ffnNorm, .attnOutputBias, .ffnDownBias: return [D]
         case .attnQ: return [q, D]
         case .attnK, .attnV: return [kv, D]
         case .attnOutput: return [D, q]

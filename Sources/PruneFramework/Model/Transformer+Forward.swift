@@ -178,8 +178,10 @@ struct F32Kernels: BlockKernels {
         model.multiply(y, x, TensorNames.name(role, l), m: m)
     }
 
-    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, m: Int) {
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
+                  bias: UnsafePointer<Float>?, m: Int) {
         model.multiply(x, input, TensorNames.name(role, l), m: m, accumulate: true)
+        if let bias { addBias(x, bias, rows: m, cols: config.hiddenSize) }
     }
 
     func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: (Int) -> Int) {

@@ -135,11 +135,14 @@ struct LlamaCppKernels: BlockKernels {
         q4_1Matmul(y, x, weight(role, l), m: m)
     }
 
-    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, m: Int) {
+    /// llama.cpp adds the bias to the matmul's output (`ggml_add(cur, wo_b)`), then the residual.
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
+                  bias: UnsafePointer<Float>?, m: Int) {
         let D = config.hiddenSize
         let o = UnsafeMutablePointer<Float>.allocate(capacity: m * D)
         defer { o.deallocate() }
         q4_1Matmul(o, input, weight(role, l), m: m)
+        if let bias { addBias(o, bias, rows: m, cols: D) }
         for i in 0..<(m * D) { x[i] += o[i] }
     }
 

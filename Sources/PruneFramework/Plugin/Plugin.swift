@@ -85,12 +85,16 @@ public func checkPathValue(_ value: String, at path: String) throws {
 
 extension Decoder {
     /// Throws when the object at this position has a key that is not in `allowed` (plus "type").
-    public func checkKeys(_ allowed: [String], context: String) throws {
+    /// `owners` names the other plugins that declare a key, which the message adds ("'compensate'
+    /// is a key of 'flap'"), so a key moved to the wrong plugin is not mistaken for a typo.
+    public func checkKeys(_ allowed: [String], context: String, owners: (String) -> [String] = { _ in [] }) throws {
         let c = try container(keyedBy: AnyCodingKey.self)
         let known = Set(allowed + ["type"])
         let fix = allowed.isEmpty ? "it takes no keys besides 'type'" : "allowed keys: \(allowed.sorted().joined(separator: ", "))"
-        for k in c.allKeys where !known.contains(k.stringValue) {
-            throw PruneError(.invalidArgument, "recipe: unknown key '\(PruneError.shown(k.stringValue))' at \(jsonPath(codingPath, k.stringValue)) for \(context); \(fix)")
+        for k in c.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !known.contains(k.stringValue) {
+            let others = owners(k.stringValue).map { "'\($0)'" }
+            let whose = others.isEmpty ? "" : "; '\(PruneError.shown(k.stringValue))' is a key of \(others.joined(separator: ", ")) only"
+            throw PruneError(.invalidArgument, "recipe: unknown key '\(PruneError.shown(k.stringValue))' at \(jsonPath(codingPath, k.stringValue)) for \(context); \(fix)\(whose)")
         }
     }
 

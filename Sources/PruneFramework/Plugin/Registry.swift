@@ -39,6 +39,10 @@ public final class Registry<P>: @unchecked Sendable {
         guard let e = entries.first(where: { $0.name == name }) ?? entries.first(where: { $0.aliases.contains(name) }) else {
             throw PruneError(.unknownName, "recipe: \(path).type = '\(PruneError.shown(name))' is not a registered \(stage) plugin; registered: \(names.joined(separator: ", "))")
         }
+        // An unknown key that another plugin of this stage takes is named as that plugin's.
+        try decoder.checkKeys(e.keys.map(\.name), context: "'\(e.name)'") { key in
+            entries.filter { $0.name != e.name && $0.keys.contains { $0.name == key } }.map(\.name)
+        }
         return try e.decode(decoder)
     }
 }

@@ -208,6 +208,23 @@ public protocol Compensator: Plugin {
     func compensate(_ model: Transformer, plan: PruningPlan, groups: [PruneGroup], context: CompensationContext) throws -> String
 }
 
+/// A criterion that also repairs what the plan it scored removes, without training (FLAP's bias
+/// compensation): when `compensates` is true, the runner calls `compensate` after the scheduler's
+/// plan and before `Surgery.apply`, with the step's scoring context (its calibration statistics),
+/// and cuts the model it returns. Structure schedulers only: the runner refuses it, naming
+/// `criterion.<compensationKey>`, next to a `compensator` stage (both would repair the same cut) and
+/// with mask schedulers.
+public protocol CompensatingCriterion: Criterion {
+    /// The recipe key under `criterion` that turns the repair on (for messages).
+    static var compensationKey: String { get }
+    /// Whether the recipe turned the repair on.
+    var compensates: Bool { get }
+    /// Repairs `model` for removing `plan`'s units of `groups`; returns the model to cut (`model`
+    /// changed in place, marked modified, or a new model, e.g. with tensors added) and a line for the log.
+    func compensate(_ model: Transformer, plan: PruningPlan, groups: [PruneGroup],
+                    context: ScoringContext) throws -> (model: Transformer, summary: String)
+}
+
 /// A criterion that also scores single weights, for mask schedulers (unstructured and N:M sparsity).
 public protocol WeightCriterion: Criterion {
     /// One score per element of a linear weight matrix, row-major in the tensor's shape; higher = keep.

@@ -4,6 +4,7 @@
 public enum DecoderStructures {
     /// A layer's KV groups: unit k holds k's rows of attn_k and attn_v, the rows of the query heads
     /// that share it in attn_q, the same entries of the q/k/v biases, and those heads' attn_output columns.
+    /// The attn_output bias, one value per residual channel, stays whole.
     public static func kvGroups(_ c: ModelConfig, layer l: Int) -> PruneGroup {
         let hd = c.headDim, g = c.nHead[l] / c.nKVHead[l]
         let units = (0..<c.nKVHead[l]).map { k in
@@ -15,7 +16,7 @@ public enum DecoderStructures {
         return PruneGroup(kind: .kvGroup, layer: l, units: units, width: .kvHeads(layer: l, queryHeads: g))
     }
 
-    /// A layer's MLP channels: row c of ffn_gate and ffn_up, column c of ffn_down.
+    /// A layer's MLP channels: row c of ffn_gate and ffn_up, column c of ffn_down (its bias stays whole).
     public static func mlpChannels(_ c: ModelConfig, layer l: Int) -> PruneGroup {
         let units = (0..<c.ffnDim[l]).map { ch in
             unit(c, l, [(.ffnGate, 0, ch..<(ch + 1)), (.ffnUp, 0, ch..<(ch + 1)), (.ffnDown, 1, ch..<(ch + 1))])
@@ -32,7 +33,8 @@ public enum DecoderStructures {
     }
 
     /// Residual-stream channels: one column of every matrix that reads the stream, one row of every
-    /// matrix that writes it, one entry of every norm, one column of the embedding (and output head).
+    /// matrix that writes it, one entry of every norm and output bias, one column of the embedding
+    /// (and output head).
     public static func hiddenChannels(_ c: ModelConfig) -> PruneGroup {
         var axes: [(name: String, shape: [Int], axis: Int)] = []
         for (name, shape) in TensorNames.layout(for: c) {
@@ -46,11 +48,11 @@ public enum DecoderStructures {
         return PruneGroup(kind: .hiddenChannel, layer: nil, units: units, width: .hiddenChannels)
     }
 
-    /// The axis of a tensor that runs along the residual stream, nil when it has none (biases).
+    /// The axis of a tensor that runs along the residual stream, nil when it has none (q/k/v biases).
     static func residualAxis(_ role: TensorRole) -> Int? {
         switch role {
         case .tokenEmbedding, .output, .attnQ, .attnK, .attnV, .ffnGate, .ffnUp: 1
-        case .outputNorm, .attnNorm, .ffnNorm, .attnOutput, .ffnDown: 0
+        case .outputNorm, .attnNorm, .ffnNorm, .attnOutput, .ffnDown, .attnOutputBias, .ffnDownBias: 0
         case .attnQBias, .attnKBias, .attnVBias: nil
         }
     }

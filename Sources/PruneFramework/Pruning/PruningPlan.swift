@@ -33,6 +33,22 @@ public struct PruningPlan: Sendable {
         return Self.parameters(config) - Self.parameters(after)
     }
 
+    /// The input columns the plan removes from each layer's attn_output and ffn_down, by tensor name:
+    /// the column slices of its removed KV groups and MLP channels (what a compensation repairs;
+    /// hidden channels and whole blocks remove none).
+    public func removedOutputProjectionColumns(_ groups: [PruneGroup]) -> [String: Set<Int>] {
+        var out: [String: Set<Int>] = [:]
+        for g in groups where g.kind == .kvGroup || g.kind == .mlpChannel {
+            for u in removals[g.id] ?? [] where g.units.indices.contains(u) {
+                for s in g.units[u].slices where s.axis == 1 {
+                    guard let role = TensorNames.parse(s.tensor)?.role, role.outputBias != nil else { continue }
+                    out[s.tensor, default: []].formUnion(s.range)
+                }
+            }
+        }
+        return out
+    }
+
     /// Parameters of a model of `config`.
     public static func parameters(_ c: ModelConfig) -> Int {
         TensorNames.layout(for: c).reduce(0) { $0 + $1.shape.reduce(1, *) }

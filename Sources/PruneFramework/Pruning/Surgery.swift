@@ -128,8 +128,8 @@ public enum Surgery {
         for e in model.params.entries {
             let width = e.shape.count == 2 ? e.shape[1] : 1
             if case let (l?, role)? = TensorNames.parse(e.name), cut.droppedLayers.contains(l) {
-                // A masked block contributes nothing: zero the output projections.
-                if role == .attnOutput || role == .ffnDown {
+                // A masked block contributes nothing: zero the output projections and their biases.
+                if role == .attnOutput || role == .ffnDown || role.outputBiasOf != nil {
                     model.params.pointer(e.name).update(repeating: 0, count: e.count)
                     changed.append(e.name)
                 }

@@ -166,16 +166,18 @@ public final class Backprop<E: KernelScalar> {
                                rope: RoPETable) {
         let c = config, D = c.hiddenSize, N = B * T, hd = c.headDim
         let nH = c.nHead[l], nKV = c.nKVHead[l], F = c.ffnDim[l], qDim = nH * hd, kvDim = nKV * hd
-        // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid).
+        // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))) (+ down's bias), h2 = norm(x_mid).
         let dAct = Buffer<E>(N * F), dUp = Buffer<E>(N * F), dh = Buffer<E>(N * D)
+        outputBiasBackward(.ffnDownBias, l, dy: dx, rows: N)
         linearBackward(TensorNames.ffnDown(l), dx: dAct.p, dy: dx, x: a.act.p, m: N, n: D, k: F, accumulate: false)
         swigluBackward(dAct.p, dUp.p, dAct.p, a.gate.p, a.up.p, count: N * F)
         linearBackward(TensorNames.ffnGate(l), dx: dh.p, dy: dAct.p, x: a.h2.p, m: N, n: F, k: D, accumulate: false)
         linearBackward(TensorNames.ffnUp(l), dx: dh.p, dy: dUp.p, x: a.h2.p, m: N, n: F, k: D, accumulate: true)
         rmsnormBackward(dx, tensors.gradient(TensorNames.ffnNorm(l)), dh.p, a.xMid.p,
                         tensors.weight(TensorNames.ffnNorm(l)), a.rstd2.p, rows: N, dim: D)
-        // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(x_in).
+        // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))) (+ o's bias), h1 = norm(x_in).
         let dAtt = Buffer<E>(N * qDim), dq = Buffer<E>(N * qDim), dk = Buffer<E>(N * kvDim), dv = Buffer<E>(N * kvDim)
+        outputBiasBackward(.attnOutputBias, l, dy: dx, rows: N)
         linearBackward(TensorNames.attnOutput(l), dx: dAtt.p, dy: dx, x: a.att.p, m: N, n: D, k: qDim, accumulate: false)
         let group = nH / nKV
         let q = a.q.p, k = a.k.p, v = a.v.p, probs = a.probs.p, dAttP = dAtt.p, dqP = dq.p, dkP = dk.p, dvP = dv.p
@@ -206,6 +208,13 @@ public final class Backprop<E: KernelScalar> {
         rmsnormBackward(dx, tensors.gradient(TensorNames.attnNorm(l)), dh.p, a.xIn.p,
                         tensors.weight(TensorNames.attnNorm(l)), a.rstd1.p, rows: N, dim: D)
     }
+
+    /// The gradient of an output bias (added to every row of the residual stream): the column sums
+    /// of dy, when the model has output biases and this one trains.
+    private func outputBiasBackward(_ role: TensorRole, _ l: Int, dy: UnsafePointer<E>, rows: Int) {
+        guard config.outputBias, let g = tensors.gradient(TensorNames.name(role, l)) else { return }
+        biasBackward(g, dy, rows: rows, cols: config.hiddenSize)
+    }
 }
 
 /// The training forward's kernels: weights and adapters from the `Backprop`, in Float or Double,
@@ -227,9 +236,10 @@ struct TrainingKernels<E: KernelScalar>: BlockKernels {
         backprop.linearForward(TensorNames.name(role, l), y, x, m: m, n: s[0], k: s[1])
     }
 
-    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<E>, _ input: UnsafePointer<E>, m: Int) {
+    func residual(_ role: TensorRole, _ l: Int, _ x: UnsafeMutablePointer<E>, _ input: UnsafePointer<E>, bias: UnsafePointer<E>?, m: Int) {
         let s = TensorNames.shape(role, l, config)
         backprop.linearForward(TensorNames.name(role, l), x, input, m: m, n: s[0], k: s[1], accumulate: true)
+        if let bias { addBias(x, bias, rows: m, cols: s[0]) }
     }
 
     func rope(_ x: UnsafeMutablePointer<E>, rows: Int, heads: Int, positions: (Int) -> Int) {

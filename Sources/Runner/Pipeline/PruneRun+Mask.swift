@@ -100,7 +100,8 @@ struct MaskedRunReport: Encodable {
 
 extension PruneRun {
     /// The recipe's mask scheduler and weight criterion; nil when the scheduler removes structures.
-    /// Throws when a mask scheduler comes with a criterion that cannot score single weights.
+    /// Throws when a mask scheduler comes with a criterion that cannot score single weights, or with a
+    /// stage that repairs or refills structures (a compensating criterion, a compensator, a fine-tuner).
     @discardableResult
     func maskMode() throws -> (masker: any MaskScheduler, criterion: any WeightCriterion)? {
         guard let masker = recipe.scheduler as? any MaskScheduler else {
@@ -109,8 +110,12 @@ extension PruneRun {
             }
             return nil
         }
+        let key = criterionCompensationKey
         guard let criterion = recipe.criterion as? any WeightCriterion else {
-            throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)")
+            throw PruneError(.invalidArgument, "recipe: criterion.type = '\(type(of: recipe.criterion).name)' scores structures only, but scheduler '\(type(of: masker).name)' zeroes single weights; use a criterion that scores weights (built-in: magnitude, random, wanda)\(key.map { "; its criterion.\($0) = true also repairs removed structures, which a mask leaves none of" } ?? "")")
+        }
+        if let key {
+            throw PruneError(.unsupported, "recipe: criterion.\(key) = true repairs the structures a plan removes, but scheduler '\(type(of: masker).name)' zeroes single weights; set criterion.\(key) to false for mask-mode runs")
         }
         if let ft = recipe.fineTuner, !ft.preservesZeros {
             // Merged LoRA updates are dense: they would fill the zeroed weights back in.

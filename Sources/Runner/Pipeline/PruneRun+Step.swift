@@ -38,8 +38,12 @@ extension PruneRun {
             }
         }
         if let c = recipe.compensator { try compensate(model, with: c, plan: plan, groups: groups, sequences: sequences, suffix: suffix) }
+        var cut = model
+        if let c = criterion as? any CompensatingCriterion, c.compensates {
+            cut = try compensate(model, with: c, plan: plan, groups: groups, context: ctx, suffix: suffix)
+        }
         return try timed("remove \(plan.removals.values.reduce(0) { $0 + $1.count }) units\(suffix)") {
-            try Surgery.apply(plan, groups: groups, to: model)
+            try Surgery.apply(plan, groups: groups, to: cut)
         }
     }
 

@@ -33,6 +33,7 @@ public final class PruneRun {
     /// Checks everything that can be checked before heavy work: files exist, datasets resolve.
     public func preflight() throws {
         try maskMode()
+        try checkCompensation()
         guard FileManager.default.fileExists(atPath: recipe.model) else {
             throw PruneError(.fileNotFound, "recipe: model = '\(recipe.model)' does not exist (run scripts/setup.sh for the SmolLM2 model)")
         }
@@ -63,6 +64,7 @@ public final class PruneRun {
         try checkMemory(config)
         try checkSequential(config)
         try checkOutputType(source: source)
+        try checkOutputBiasFormats(config)
         try checkRoundTo(config)
         try checkOutputDirectory()
     }

@@ -38,7 +38,7 @@ public struct OBSCompensator: Compensator {
     }
 
     public func compensate(_ model: Transformer, plan: PruningPlan, groups: [PruneGroup], context: CompensationContext) throws -> String {
-        let removed = Self.removedColumns(plan, groups)
+        let removed = plan.removedOutputProjectionColumns(groups)
         guard !removed.isEmpty else { return "OBS: the plan removes no attn_output or ffn_down column; nothing to compensate" }
         let targets = Dictionary(grouping: removed.keys, by: { TensorNames.layer(of: $0) ?? -1 })
         let observer = HessianSums(sites: targets.mapValues { Set($0.compactMap(Self.inputSite)) })
@@ -67,20 +67,6 @@ public struct OBSCompensator: Compensator {
             for (i, c) in keep.enumerated() { row[c] = kept[r * keep.count + i] }
         }
         model.params.markModified([tensor])
-    }
-
-    /// The input columns the plan removes from each layer's attn_output and ffn_down: the column
-    /// slices of the removed KV groups and MLP channels.
-    static func removedColumns(_ plan: PruningPlan, _ groups: [PruneGroup]) -> [String: Set<Int>] {
-        var out: [String: Set<Int>] = [:]
-        for g in groups where g.kind == .kvGroup || g.kind == .mlpChannel {
-            for u in plan.removals[g.id] ?? [] {
-                for s in g.units[u].slices where s.axis == 1 && inputSite(s.tensor) != nil {
-                    out[s.tensor, default: []].formUnion(s.range)
-                }
-            }
-        }
-        return out
     }
 
     /// Where the forward shows a compensated tensor's input.

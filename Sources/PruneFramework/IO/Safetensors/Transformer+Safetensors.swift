@@ -74,7 +74,12 @@ extension Transformer {
     /// rotate-half layout; per-layer widths go to `config.json`'s `prune_per_layer`. With a
     /// `tokenizer`, `tokenizer.json` and `tokenizer_config.json` are written too, so the directory
     /// is a complete model for this package and for Hugging Face `transformers`.
+    ///
+    /// A model with attn_output/ffn_down biases (`ModelConfig.outputBias`, FLAP's compensation) is
+    /// refused: Hugging Face's Llama has them only together with q/k/v (`attention_bias`) and
+    /// gate/up (`mlp_bias`) biases, Qwen2 not at all; write it as GGUF.
     public func saveSafetensors(directory: String, dtype: SafetensorsDType = .f32, tokenizer: BPETokenizer? = nil) throws {
+        guard !config.outputBias else { throw Self.outputBiasSafetensorsError }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -108,6 +113,9 @@ extension Transformer {
             try writeAtomically(try tokenizer.tokenizerConfigJSON(), to: dir.appendingPathComponent("tokenizer_config.json"))
         }
     }
+
+    /// Why a model with output biases is not written as safetensors.
+    public static let outputBiasSafetensorsError = PruneError(.unsupported, "safetensors export: the model has attn_output and ffn_down biases (FLAP's bias compensation), which Hugging Face's LlamaForCausalLM holds only together with q/k/v biases (attention_bias) and gate/up biases (mlp_bias) and Qwen2ForCausalLM not at all; write it as GGUF (output.formats [\"gguf\"]; llama.cpp's llama and deci loaders take the biases)")
 
     /// The weight files of a Hugging Face model directory.
     static func weightFiles(inDirectory dir: String) throws -> [String] {

@@ -30,13 +30,20 @@ public protocol Architecture: Sendable {
     /// True when llama.cpp's loader for `ggufNames[0]` fixes the query width at the residual width
     /// (`attn_q` must be `n_embd × n_embd`, as for `qwen2`), so a model with pruned heads goes to `deci`.
     var ggufFullWidthQueries: Bool { get }
+    /// True when llama.cpp's loader for `ggufNames[0]` takes `attn_output.bias` and `ffn_down.bias`
+    /// (`llama` does, as optional tensors); when false (`qwen2`, whose loader refuses tensors it does
+    /// not create), a model with output biases (`ModelConfig.outputBias`) goes to `deci`.
+    var ggufOutputBias: Bool { get }
     /// The Hugging Face name of the tensor of `role` (in layer `l` for per-layer roles).
     func hfName(_ role: TensorRole, layer l: Int) -> String
 }
 
 extension Architecture {
-    /// The roles its tensors can have (the bias roles only when it has biases).
-    public var roles: [TensorRole] { TensorRole.allCases.filter { $0.biasOf == nil || attentionBias } }
+    /// The roles its Hugging Face files can hold: the q/k/v bias roles only when it has them, the
+    /// output biases never (`LlamaForCausalLM` has an o_proj bias only with q/k/v biases
+    /// (`attention_bias`) and a down_proj bias only with gate/up biases (`mlp_bias`); `Qwen2ForCausalLM`
+    /// has neither), so a model with output biases is written as GGUF only.
+    public var roles: [TensorRole] { TensorRole.allCases.filter { ($0.biasOf == nil || attentionBias) && $0.outputBiasOf == nil } }
 
     /// The Hugging Face names `LlamaForCausalLM` uses, which Qwen2 and most LLaMA-style models share.
     public func hfName(_ role: TensorRole, layer l: Int) -> String {
@@ -53,10 +60,12 @@ extension Architecture {
         case .attnQBias: return p + "self_attn.q_proj.bias"
         case .attnKBias: return p + "self_attn.k_proj.bias"
         case .attnVBias: return p + "self_attn.v_proj.bias"
+        case .attnOutputBias: return p + "self_attn.o_proj.bias"
         case .ffnNorm: return p + "post_attention_layernorm.weight"
         case .ffnGate: return p + "mlp.gate_proj.weight"
         case .ffnUp: return p + "mlp.up_proj.weight"
         case .ffnDown: return p + "mlp.down_proj.weight"
+        case .ffnDownBias: return p + "mlp.down_proj.bias"
         }
     }
 }
@@ -69,18 +78,22 @@ public struct GGUFTarget: Equatable, Sendable {
     public var perLayerWidths: Bool
 
     /// llama.cpp's `deci` (Nemotron): the LLaMA block with per-layer head, KV-head and MLP counts,
-    /// adjacent-pair RoPE, and optional q/k/v biases of any length. Any pruned decoder fits it.
+    /// adjacent-pair RoPE, optional q/k/v biases of any length and optional attn_output/ffn_down
+    /// biases. Any pruned decoder fits it.
     public static let deci = GGUFTarget(architecture: "deci", ropeLayout: .adjacentPairs, perLayerWidths: true)
 }
 
 extension Architecture {
     public var ggufFullWidthQueries: Bool { false }
+    public var ggufOutputBias: Bool { false }
 
     /// The architecture's own GGUF name when llama.cpp's loader for it can hold `config` (one width
-    /// for all layers, and full-width queries where it demands them); `deci` otherwise.
+    /// for all layers, full-width queries where it demands them, output biases where the model has
+    /// them); `deci` otherwise.
     public func ggufTarget(for config: ModelConfig) -> GGUFTarget {
         let queriesFit = !ggufFullWidthQueries || config.nHead.allSatisfy { $0 * config.headDim == config.hiddenSize }
-        guard config.isUniform, queriesFit, let own = ggufNames.first else { return .deci }
+        let biasesFit = !config.outputBias || ggufOutputBias
+        guard config.isUniform, queriesFit, biasesFit, let own = ggufNames.first else { return .deci }
         return GGUFTarget(architecture: own, ropeLayout: ggufRoPE, perLayerWidths: false)
     }
 }

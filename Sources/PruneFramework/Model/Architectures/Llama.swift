@@ -8,6 +8,8 @@ public struct LlamaArchitecture: Architecture {
     public let hfModelType = "llama"
     public let attentionBias = false
     public let ggufRoPE = RoPELayout.adjacentPairs
+    /// llama.cpp's `llama` loader takes attn_output.bias and ffn_down.bias as optional tensors.
+    public let ggufOutputBias = true
 
     public init() {}
 }

@@ -13,6 +13,8 @@ public struct MistralArchitecture: Architecture {
     public let hfModelType = "mistral"
     public let attentionBias = false
     public let ggufRoPE = RoPELayout.adjacentPairs
+    /// llama.cpp's `llama` loader takes attn_output.bias and ffn_down.bias as optional tensors.
+    public let ggufOutputBias = true
 
     public init() {}
 }

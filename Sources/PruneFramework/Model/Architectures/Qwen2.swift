@@ -10,6 +10,9 @@ public struct Qwen2Architecture: Architecture {
     public let ggufRoPE = RoPELayout.halves
     /// llama.cpp's `qwen2` loader wants `attn_q` and `attn_output` of `n_embd × n_embd`: pruned heads go to `deci`.
     public let ggufFullWidthQueries = true
+    /// llama.cpp's `qwen2` loader creates no attn_output/ffn_down biases and refuses a file that has them:
+    /// a model with output biases goes to `deci`.
+    public let ggufOutputBias = false
 
     public init() {}
 }
