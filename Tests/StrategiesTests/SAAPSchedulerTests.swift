@@ -101,13 +101,14 @@ import Testing
         let json = #"""
             {"groupSize": 3, "rank": 4, "alpha": 8, "dropout": 0.1, "targets": ["q", "up"], "layers": [1, 4], "steps": 7,
              "batch": 2, "microBatch": 1, "seqLen": 64, "learningRate": 0.002, "warmupSteps": 1, "weightDecay": 0.01,
-             "maxGradNorm": 0.5, "dataset": "ptb", "seed": 9}
+             "maxGradNorm": 0.5, "dataset": "ptb", "seed": 9, "loss": {"type": "kl", "temperature": 2, "alpha": 0.5}}
             """#
         let given = try JSONDecoder().decode([String: JSONValue].self, from: Data(json.utf8))
         #expect(Set(given.keys) == Set(SAAPGroupFineTuner.keys.map(\.name)))
         let s = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: Data(json.utf8))
         let lora = try JSONDecoder().decode(LoRAFineTuner.self, from: Data(json.replacingOccurrences(of: #""groupSize": 3, "#, with: "").utf8))
         #expect(s.groupSize == 3 && s.lora.settings == lora.settings && s.layers == [1, 4] && s.seqLen == 64 && s.dataset == "ptb")
+        #expect(s.distillation == Distillation(temperature: 2, alpha: 0.5))
         #expect(s.settings(group: 2).seed == 11 && s.settings(group: 0).weightDecay == 0.01)
         let again = try JSONDecoder().decode(SAAPGroupFineTuner.self, from: JSONEncoder().encode(s))
         #expect(try object(again) == object(s))
