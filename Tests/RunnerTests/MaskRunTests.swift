@@ -189,7 +189,7 @@ import Testing
             var lines: [String] = []
             run.log = { lines.append($0) }
             let report = try run.run()
-            if !fineTuner.isEmpty { #expect(lines.contains { $0.contains("distilling from the dense model (τ = 1, α = 1)") }, "\(lines)") }
+            if !fineTuner.isEmpty { #expect(lines.contains { $0.contains("distilling from the dense model (τ = 1, α = 0.5)") }, "\(lines)") }
             return (try Transformer(path: dir + "/\(out)/tiny.pruned.f32.gguf"), report)
         }
         let (masked, _) = try run("", "masked")

@@ -11,7 +11,7 @@ import Testing
         #expect(try decode(LoRAFineTuner.self, "{}").distillation == nil)
         #expect(try decode(LoRAFineTuner.self, #"{"loss": {"type": "ce"}}"#).distillation == nil)
         let kl = try decode(LoRAFineTuner.self, #"{"loss": {"type": "kl", "temperature": 2}}"#)
-        #expect(kl.distillation == Distillation(temperature: 2, alpha: 1) && kl.settings.distillation == kl.distillation)
+        #expect(kl.distillation == Distillation(temperature: 2, alpha: 0.5) && kl.settings.distillation == kl.distillation)
         #expect(try decode(SAAPGroupFineTuner.self, #"{"loss": {"type": "kl", "alpha": 0.5}}"#).distillation == Distillation(temperature: 1, alpha: 0.5))
         #expect(try decode(SPPFineTuner.self, #"{"loss": {"type": "kl"}}"#).distillation != nil)
         for (json, says) in [(#"{"loss": {"type": "mse"}}"#, "loss.type = 'mse' is not allowed"),
@@ -36,7 +36,7 @@ import Testing
         #expect(!plain.contains("loss"))
         let kl = try JSONEncoder().encode(try decode(SPPFineTuner.self, #"{"loss": {"type": "kl", "temperature": 2}}"#))
         let back = try JSONDecoder().decode(SPPFineTuner.self, from: kl)
-        #expect(back.distillation == Distillation(temperature: 2, alpha: 1) && back.rank == 16 && back.alpha == 32 && back.learningRate == 3e-4)
+        #expect(back.distillation == Distillation(temperature: 2, alpha: 0.5) && back.rank == 16 && back.alpha == 32 && back.learningRate == 3e-4)
     }
 
     /// Training SPP on a model with half its weights zero: the loss falls, only the targets change,

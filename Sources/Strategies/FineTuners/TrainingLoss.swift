@@ -5,19 +5,19 @@ import PruneFramework
 /// cross-entropy (the default), or `{"type": "kl", "temperature": τ, "alpha": α}`, which mixes it with
 /// the KL divergence to the dense model's logits on the same batches (`Distillation`).
 public struct TrainingLoss: Codable, Sendable, Equatable, RecipeObject {
-    public static let jsonShape = "an object such as {\"type\": \"kl\", \"temperature\": 1, \"alpha\": 1}"
+    public static let jsonShape = "an object such as {\"type\": \"kl\", \"temperature\": 1, \"alpha\": 0.5}"
     public static let types = ["ce", "kl"]
     public static let key = PluginKey("loss", "object", default: "{\"type\":\"ce\"}",
-                                      "ce: next-token cross-entropy; {\"type\": \"kl\", \"temperature\": 1, \"alpha\": 1}: (1−α)·CE + α·τ²·KL to the dense model's logits (the run reads the dense model again from its file)")
+                                      "ce: next-token cross-entropy; {\"type\": \"kl\", \"temperature\": 1, \"alpha\": 0.5}: (1−α)·CE + α·τ²·KL to the dense model's logits (the run reads the dense model again from its file)")
 
     public var type = "ce"
     public var temperature = 1.0
-    public var alpha = 1.0
+    public var alpha = 0.5
 
     public init() {}
 
     /// Distillation from the dense model with temperature `temperature` and weight `alpha`.
-    public static func kl(temperature: Double = 1, alpha: Double = 1) -> TrainingLoss {
+    public static func kl(temperature: Double = 1, alpha: Double = 0.5) -> TrainingLoss {
         var l = TrainingLoss()
         l.type = "kl"
         l.temperature = temperature
@@ -42,7 +42,7 @@ public struct TrainingLoss: Codable, Sendable, Equatable, RecipeObject {
         }
         try decoder.checkKeys(["temperature", "alpha"], context: "loss 'kl'")
         temperature = try c.number(.temperature, default: 1, in: 1e-3...1e3)
-        alpha = try c.number(.alpha, default: 1, in: 0...1)
+        alpha = try c.number(.alpha, default: 0.5, in: 0...1)
     }
 
     /// `{"type": "ce"}`, or the kl object with its settings.
