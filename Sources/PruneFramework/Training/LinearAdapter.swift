@@ -40,6 +40,28 @@ extension LinearAdapter where Scalar == Float {
     }
 }
 
+/// An r × k matrix uniform in ±1/√k (PEFT's initialisation of LoRA's A, also SPP's row matrix).
+func adapterRowMatrix<E: KernelScalar>(rank r: Int, inFeatures k: Int, rng: inout SplitMix64) -> [E] {
+    let bound = 1 / Double(k).squareRoot()
+    return (0..<(r * k)).map { _ in E(bound * Double(rng.nextSymmetric())) }
+}
+
+/// An adapter's copy of its input, with inverted dropout applied while training: `values` is the
+/// dropped-out input x_d, `mask` the factor each element got (empty without dropout).
+struct DroppedInput<E: KernelScalar> {
+    var values: [E] = []
+    var mask: [E] = []
+
+    @_specialize(where E == Float)
+    mutating func save(_ x: UnsafePointer<E>, count: Int, dropout: Double, rng: inout SplitMix64) {
+        values = Array(UnsafeBufferPointer(start: x, count: count))
+        guard dropout > 0 else { return mask = [] }
+        let keep = 1 - dropout, inv = E(1 / keep)
+        mask = (0..<count).map { _ in Double(rng.nextUnit()) < keep ? inv : 0 }
+        for i in 0..<count { values[i] *= mask[i] }
+    }
+}
+
 /// AdamW state for one adapter's parameters, in `visitParameters` order.
 final class AdamW {
     let beta1 = 0.9, beta2 = 0.999, eps = 1e-8

@@ -22,8 +22,7 @@ public final class LoRAAdapter<E: KernelScalar>: LinearAdapter {
     public var gradB: [E]
 
     private var rng: SplitMix64
-    private var savedInput: [E] = []
-    private var savedMask: [E] = []
+    private var input = DroppedInput<E>()
     private var savedH: [E] = []
     private var savedRows = 0
 
@@ -34,10 +33,7 @@ public final class LoRAAdapter<E: KernelScalar>: LinearAdapter {
         scaling = E(alpha / Double(r))
         self.dropout = dropout
         rng = SplitMix64(seed: seed)
-        let bound = 1 / Double(k).squareRoot()
-        var init_ = [E](repeating: 0, count: r * k)
-        for i in init_.indices { init_[i] = E(bound * Double(rng.nextSymmetric())) }
-        a = init_
+        a = adapterRowMatrix(rank: r, inFeatures: k, rng: &rng)
         b = [E](repeating: 0, count: n * r)
         gradA = [E](repeating: 0, count: r * k)
         gradB = [E](repeating: 0, count: n * r)
@@ -50,16 +46,9 @@ public final class LoRAAdapter<E: KernelScalar>: LinearAdapter {
     public func forward(_ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, weight: UnsafePointer<E>, m: Int) {
         let k = inFeatures, n = outFeatures, r = rank
         savedRows = m
-        savedInput = Array(UnsafeBufferPointer(start: x, count: m * k))
-        if training && dropout > 0 {
-            let keep = 1 - dropout, inv = E(1 / keep)
-            savedMask = (0..<(m * k)).map { _ in Double(rng.nextUnit()) < keep ? inv : 0 }
-            for i in 0..<(m * k) { savedInput[i] *= savedMask[i] }
-        } else {
-            savedMask = []
-        }
+        input.save(x, count: m * k, dropout: training ? dropout : 0, rng: &rng)
         savedH = [E](repeating: 0, count: m * r)
-        savedInput.withUnsafeBufferPointer { xb in
+        input.values.withUnsafeBufferPointer { xb in
             savedH.withUnsafeMutableBufferPointer { hb in
                 a.withUnsafeBufferPointer { ab in
                     E.xwt(hb.baseAddress!, xb.baseAddress!, ab.baseAddress!, m: m, n: r, k: k, accumulate: false)
@@ -89,20 +78,20 @@ public final class LoRAAdapter<E: KernelScalar>: LinearAdapter {
                 E.dyw(db.baseAddress!, dy, bb.baseAddress!, m: m, n: n, k: r, accumulate: false)
             }
             for i in 0..<(m * r) { db[i] *= scaling }
-            savedInput.withUnsafeBufferPointer { xb in
+            input.values.withUnsafeBufferPointer { xb in
                 gradA.withUnsafeMutableBufferPointer { gb in
                     E.dytx(gb.baseAddress!, db.baseAddress!, xb.baseAddress!, m: m, n: r, k: k, accumulate: true)
                 }
             }
             a.withUnsafeBufferPointer { ab in
-                if savedMask.isEmpty {
+                if input.mask.isEmpty {
                     E.dyw(dx, db.baseAddress!, ab.baseAddress!, m: m, n: r, k: k, accumulate: true)
                 } else {
                     var dxd = [E](repeating: 0, count: m * k)
                     dxd.withUnsafeMutableBufferPointer { xb in
                         E.dyw(xb.baseAddress!, db.baseAddress!, ab.baseAddress!, m: m, n: r, k: k, accumulate: false)
                     }
-                    for i in 0..<(m * k) { dx[i] += dxd[i] * savedMask[i] }
+                    for i in 0..<(m * k) { dx[i] += dxd[i] * input.mask[i] }
                 }
             }
         }

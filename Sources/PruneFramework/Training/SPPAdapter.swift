@@ -26,8 +26,7 @@ public final class SPPAdapter<E: KernelScalar>: LinearAdapter {
     public var gradC: [E]
 
     private var rng: SplitMix64
-    private var savedInput: [E] = []
-    private var savedMask: [E] = []
+    private var input = DroppedInput<E>()
     /// U (m × n): (x_d ⊙ a_g(j)) · W_jᵀ, before the row scaling.
     private var savedU: [E] = []
     private var savedRows = 0
@@ -39,10 +38,7 @@ public final class SPPAdapter<E: KernelScalar>: LinearAdapter {
         scaling = E(alpha / Double(r))
         self.dropout = dropout
         rng = SplitMix64(seed: seed)
-        let bound = 1 / Double(k).squareRoot()
-        var init_ = [E](repeating: 0, count: r * k)
-        for i in init_.indices { init_[i] = E(bound * Double(rng.nextSymmetric())) }
-        a = init_
+        a = adapterRowMatrix(rank: r, inFeatures: k, rng: &rng)
         c = [E](repeating: 0, count: n)
         gradA = [E](repeating: 0, count: r * k)
         gradC = c
@@ -80,16 +76,9 @@ public final class SPPAdapter<E: KernelScalar>: LinearAdapter {
     public func forward(_ y: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, weight w: UnsafePointer<E>, m: Int) {
         let k = inFeatures, n = outFeatures
         savedRows = m
-        savedInput = Array(UnsafeBufferPointer(start: x, count: m * k))
-        if training && dropout > 0 {
-            let keep = 1 - dropout, inv = E(1 / keep)
-            savedMask = (0..<(m * k)).map { _ in Double(rng.nextUnit()) < keep ? inv : 0 }
-            for i in 0..<(m * k) { savedInput[i] *= savedMask[i] }
-        } else {
-            savedMask = []
-        }
+        input.save(x, count: m * k, dropout: training ? dropout : 0, rng: &rng)
         savedU = [E](repeating: 0, count: m * n)
-        E.xwt(&savedU, savedInput, scaledWeight(w), m: m, n: n, k: k, accumulate: false)
+        E.xwt(&savedU, input.values, scaledWeight(w), m: m, n: n, k: k, accumulate: false)
         let s = scaling
         savedU.withUnsafeBufferPointer { u in
             c.withUnsafeBufferPointer { cb in
@@ -123,15 +112,15 @@ public final class SPPAdapter<E: KernelScalar>: LinearAdapter {
                 }
             }
         }
-        if savedMask.isEmpty {
+        if input.mask.isEmpty {
             E.dyw(dx, du, scaledWeight(w), m: m, n: n, k: k, accumulate: true)
         } else {
             var dxd = [E](repeating: 0, count: m * k)
             E.dyw(&dxd, du, scaledWeight(w), m: m, n: n, k: k, accumulate: false)
-            for i in 0..<(m * k) { dx[i] += dxd[i] * savedMask[i] }
+            for i in 0..<(m * k) { dx[i] += dxd[i] * input.mask[i] }
         }
         var g = [E](repeating: 0, count: n * k)
-        E.dytx(&g, du, savedInput, m: m, n: n, k: k, accumulate: false)
+        E.dytx(&g, du, input.values, m: m, n: n, k: k, accumulate: false)
         g.withUnsafeBufferPointer { gb in
             gradA.withUnsafeMutableBufferPointer { ga in
                 for grp in 0..<rank {
