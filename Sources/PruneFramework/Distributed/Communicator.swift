@@ -64,15 +64,20 @@ extension Communicator {
         Distributed.traffic.record(values: values.count, ranks: size)
     }
 
-    /// The sum over ranks of Float values, added in Double in rank order and rounded back once.
+    /// The sum over ranks of Float values, added in Double in rank order and rounded back once;
+    /// converted a chunk at a time, so a whole model's gradient needs no Double copy.
     public func sum(_ values: UnsafeMutablePointer<Float>, count: Int) throws {
         guard isDistributed else { return }
-        var d = [Double](unsafeUninitializedCapacity: count) { b, n in
-            for i in 0..<count { b[i] = Double(values[i]) }
-            n = count
+        var d = [Double](repeating: 0, count: min(count, Distributed.chunkValues))
+        var start = 0
+        while start < count {
+            let n = min(d.count, count - start)
+            if n < d.count { d.removeLast(d.count - n) }
+            for i in 0..<n { d[i] = Double(values[start + i]) }
+            try sum(&d)
+            for i in 0..<n { values[start + i] = Float(d[i]) }
+            start += n
         }
-        try sum(&d)
-        for i in 0..<count { values[i] = Float(d[i]) }
     }
 
     /// The sum over ranks of one number.
@@ -85,11 +90,27 @@ extension Communicator {
     /// The sum over ranks of a count.
     public func sum(_ value: Int) throws -> Int { Int(try sum(Double(value))) }
 
-    /// Every rank's value of a Codable, in rank order.
+    /// Every rank's Doubles (any count, NaN and infinities included), in rank order.
+    public func allGather(doubles: [Double]) throws -> [[Double]] {
+        guard isDistributed else { return [doubles] }
+        let bytes = doubles.withUnsafeBytes { [UInt8]($0) }
+        return try allGather(bytes).enumerated().map { r, part in
+            guard part.count % 8 == 0 else {
+                throw PruneError(.badFormat, "distributed: rank \(r) sent \(part.count) bytes, not a whole number of Doubles")
+            }
+            return part.withUnsafeBytes { raw in (0..<(part.count / 8)).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self) } }
+        }
+    }
+
+    /// Every rank's value of a Codable, in rank order (as JSON; NaN and infinities as strings).
     public func allGather<T: Codable>(_ value: T) throws -> [T] {
-        let parts = try allGather([UInt8](try JSONEncoder().encode(value)))
+        let enc = JSONEncoder(), dec = JSONDecoder()
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard isDistributed else { return [value] }
+        let parts = try allGather([UInt8](try enc.encode(value)))
         return try parts.enumerated().map { r, bytes in
-            do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+            do { return try dec.decode(T.self, from: Data(bytes)) } catch {
                 throw PruneError(.badFormat, "distributed: rank \(r) sent a \(T.self) that does not decode: \(error)")
             }
         }
@@ -109,6 +130,10 @@ public final class SingleProcess: Communicator {
 
 /// Shared settings and bookkeeping of distributed runs.
 public enum Distributed {
+    /// The stage this process is in, for an error that ends a distributed run ("rank 1 failed
+    /// during 'calibrate'"); set by the runner.
+    nonisolated(unsafe) public static var stage: String?
+
     /// Values per all-gather of a `sum` (8 MiB of Doubles per rank).
     nonisolated(unsafe) public static var chunkValues = 1 << 20
 

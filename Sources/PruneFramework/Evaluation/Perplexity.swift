@@ -29,9 +29,13 @@ public enum Perplexity {
     /// - batchSize: windows per forward pass; default keeps about 1024 tokens per pass
     /// - numerics: when given, every window goes through the forward that reproduces llama.cpp's CPU
     ///   arithmetic on these quantized weights (slower; the model must hold their dequantized values)
-    /// - progress: called with (windows done, windows total)
+    /// - communicator: with several ranks, each scores its share of the batches of windows; the
+    ///   per-batch NLL sums are gathered and added in window order, so every rank count gives the
+    ///   same bits as one process
+    /// - progress: called with (windows done, windows total) of this rank
     public static func evaluate(model: Transformer, tokens: [Int32], seqLen: Int, maxWindows: Int? = nil,
                                 batchSize: Int? = nil, text: EvalText? = nil, numerics: LlamaCppNumerics? = nil,
+                                communicator: any Communicator = SingleProcess(),
                                 progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
         guard seqLen > 1 else { throw PruneError(.outOfRange, "perplexity: seq-len '\(seqLen)' must be at least 2") }
         var windows = tokens.count / seqLen
@@ -40,18 +44,26 @@ public enum Perplexity {
             throw PruneError(.outOfRange, "perplexity: \(tokens.count) tokens make no window of \(seqLen); use a smaller --seq-len")
         }
         let batch = max(1, batchSize ?? max(1, 1024 / seqLen))
+        let batches = stride(from: 0, to: windows, by: batch).map { $0..<min($0 + batch, windows) }
+        let mine = batches[communicator.share(of: batches.count)]
         let start = Date()
-        var sum = 0.0, count = 0, done = 0
-        progress?(0, windows)
-        while done < windows {
-            let b = min(batch, windows - done)
-            let slice = Array(tokens[(done * seqLen)..<((done + b) * seqLen)])
-            let r = try numerics.map { try model.llamaCppNLL(tokens: slice, batch: b, seqLen: seqLen, numerics: $0) }
-                ?? model.nll(tokens: slice, batch: b, seqLen: seqLen)
-            sum += r.sum
-            count += r.count
-            done += b
-            progress?(done, windows)
+        let total = mine.reduce(0) { $0 + $1.count }
+        var parts: [Double] = [], done = 0
+        progress?(0, total)
+        for w in mine {
+            let slice = Array(tokens[(w.lowerBound * seqLen)..<(w.upperBound * seqLen)])
+            let r = try numerics.map { try model.llamaCppNLL(tokens: slice, batch: w.count, seqLen: seqLen, numerics: $0) }
+                ?? model.nll(tokens: slice, batch: w.count, seqLen: seqLen)
+            parts += [r.sum, Double(r.count)]
+            done += w.count
+            progress?(done, total)
+        }
+        var sum = 0.0, count = 0
+        for part in try communicator.allGather(doubles: parts) {
+            for i in stride(from: 0, to: part.count, by: 2) {
+                sum += part[i]
+                count += Int(part[i + 1])
+            }
         }
         let secs = Date().timeIntervalSince(start)
         let mean = sum / Double(count)

@@ -241,19 +241,24 @@ public enum ZeroShotMetrics {
 
 /// Runs a task: tokenizes each item's requests, scores them, and aggregates the metrics.
 public enum ZeroShotEvaluator {
-    /// Evaluates `items` of `task`; `progress(done, total)` is called after each item.
+    /// Evaluates `items` of `task`; `progress(done, total)` is called after each of this rank's items.
+    /// With several ranks, each scores its share of the items and the hits are gathered in item order.
     public static func evaluate(task: ZeroShotTask, items: [ZeroShotItem], scorer: ZeroShotScorer,
-                                encode: (String) -> [Int32], progress: (Int, Int) -> Void = { _, _ in }) throws -> ZeroShotResult {
+                                encode: (String) -> [Int32], communicator: any Communicator = SingleProcess(),
+                                progress: (Int, Int) -> Void = { _, _ in }) throws -> ZeroShotResult {
         let t0 = Date()
-        var acc: [Bool] = [], accNorm: [Bool] = []
-        for (i, item) in items.enumerated() {
+        let mine = communicator.share(of: items.count)
+        var hits: [Double] = []
+        for (i, item) in items[mine].enumerated() {
             let reqs = zip(item.contexts, item.continuations).map { ZeroShotRequest(context: $0, continuation: $1, encode: encode) }
             let lp = try scorer.logLikelihoods(reqs)
             let c = ZeroShotMetrics.correct(logprobs: lp, item: item)
-            acc.append(c.acc)
-            accNorm.append(c.accNorm)
-            progress(i + 1, items.count)
+            hits += [c.acc ? 1 : 0, c.accNorm ? 1 : 0]
+            progress(i + 1, mine.count)
         }
+        let all = Array(try communicator.allGather(doubles: hits).joined())
+        let acc = stride(from: 0, to: all.count, by: 2).map { all[$0] == 1 }
+        let accNorm = stride(from: 1, to: all.count, by: 2).map { all[$0] == 1 }
         let a = ZeroShotMetrics.meanAndStderr(acc), an = ZeroShotMetrics.meanAndStderr(accNorm)
         return ZeroShotResult(task: task.rawValue, n: items.count, acc: a.mean, accStderr: a.stderr,
                               accNorm: an.mean, accNormStderr: an.stderr, seconds: Date().timeIntervalSince(t0))

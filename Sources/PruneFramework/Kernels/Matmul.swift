@@ -6,8 +6,8 @@ import Foundation
 /// All matrices are row-major `Float`. The work is done by the C kernels in `CKernels` (matmul*.c): a
 /// packed, register-blocked GEMM (8×48 micro-kernel with AVX-512, 6×16 with AVX2+FMA, 4×16 portable C)
 /// chosen at run time from what the CPU reports, and dedicated paths for m ≤ 4 rows (token generation
-/// is memory-bound: they stream W once). Products above ~1 MFLOP are split over
-/// `ProcessInfo.processInfo.activeProcessorCount` threads of a small C thread pool whose workers spin
+/// is memory-bound: they stream W once). Products above ~1 MFLOP are split over `threads` (one per
+/// core, or PRUNE_THREADS) threads of a small C thread pool whose workers spin
 /// briefly between calls; on 2 cores it beat `DispatchQueue.concurrentPerform` by up to 1.7× at m = 1 and
 /// by 0–10% at m ≥ 128.
 public enum Matmul {
@@ -69,7 +69,14 @@ public enum Matmul {
 
     static func backendName(_ id: Int32) -> String { String(cString: prune_mm_backend_name(id)) }
 
-    static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// PRUNE_THREADS when set; else the cores shared by the processes of an MPI run on this
+    /// machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS), one process: all.
+    public static let threads: Int = {
+        let env = ProcessInfo.processInfo.environment
+        if let t = env["PRUNE_THREADS"].flatMap(Int.init), t > 0 { return t }
+        let local = (env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"]).flatMap(Int.init) ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+    }()
 
     /// Parts to split a product into: one when it is small, else one per core.
     static func parts(m: Int, n: Int, k: Int) -> Int {

@@ -114,6 +114,38 @@ public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
         samples[k] = s
     }
 
+    /// Adds every rank's column sums, sums of squares and counts (`Communicator.sum`), so each rank
+    /// holds the statistics of all ranks' rows. A rank that saw no rows of a site (more ranks than
+    /// batches) adds zeros; the sites and widths are agreed first.
+    public func sum(over communicator: any Communicator) throws {
+        guard communicator.isDistributed else { return }
+        var widths: [String: Int] = [:]
+        for part in try communicator.allGather(columns.mapValues(\.sum.count)) {
+            for (k, w) in part {
+                if let seen = widths[k], seen != w {
+                    throw PruneError(.shapeMismatch, "distributed calibration: the ranks saw site '\(k)' with \(seen) and \(w) columns")
+                }
+                widths[k] = w
+            }
+        }
+        let keys = widths.keys.sorted()
+        var flat: [Double] = []
+        flat.reserveCapacity(keys.reduce(0) { $0 + 2 * widths[$1]! + 1 })
+        for k in keys {
+            let w = widths[k]!, c = columns[k]
+            flat += c?.sum ?? [Double](repeating: 0, count: w)
+            flat += c?.sumSq ?? [Double](repeating: 0, count: w)
+            flat.append(Double(c?.count ?? 0))
+        }
+        try communicator.sum(&flat)
+        var at = 0
+        for k in keys {
+            let w = widths[k]!
+            columns[k] = Column(sum: Array(flat[at..<(at + w)]), sumSq: Array(flat[(at + w)..<(at + 2 * w)]), count: Int(flat[at + 2 * w]))
+            at += 2 * w + 1
+        }
+    }
+
     /// Statistics of the input of a linear weight (by canonical name), if collected.
     public func input(of tensor: String) -> Column? {
         guard let (layer, site) = Self.inputSite(of: tensor) else { return nil }

@@ -71,21 +71,31 @@ public enum Calibration {
     /// Runs the model over the sequences and returns the streamed input statistics of every linear layer,
     /// plus, when `sampleRows` > 0, a seeded uniform sample of that many token rows per layer of the MLP
     /// intermediate activations and the head outputs (`ActivationStatistics.sampledSites`).
-    /// `progress` gets (blocks done, total) over all batches: batches × layers.
+    /// `progress` gets (blocks done, total) over this rank's batches: batches × layers.
+    ///
+    /// With several ranks, each runs its share of the batches and the sums are added over the ranks
+    /// (`ActivationStatistics.sum(over:)`); a reservoir sample depends on the order of all rows, so
+    /// with `sampleRows` > 0 every rank runs every batch.
     public static func statistics(model: Transformer, sequences: [[Int32]], sampleRows: Int = 0, seed: UInt64 = 0,
+                                  communicator: any Communicator = SingleProcess(),
                                   progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
         let stats = sampleRows > 0 ? ActivationStatistics(sampleRows: sampleRows, seed: seed) : ActivationStatistics()
         guard let T = sequences.first?.count else { return stats }
         let batch = max(1, 1024 / T)
-        let total = (sequences.count + batch - 1) / batch * model.config.nLayers
-        let observer = BlockProgress(stats, total: total, progress: progress)
-        var i = 0
-        while i < sequences.count {
-            let b = min(batch, sequences.count - i)
-            _ = try model.hiddenStates(tokens: Array(sequences[i..<(i + b)].joined()), batch: b, seqLen: T, observer: observer)
-            i += b
+        let batches = stride(from: 0, to: sequences.count, by: batch).map { $0..<min($0 + batch, sequences.count) }
+        let shared = sharesStatistics(sampleRows: sampleRows, communicator: communicator)
+        let mine = shared ? Array(batches[communicator.share(of: batches.count)]) : batches
+        let observer = BlockProgress(stats, total: mine.count * model.config.nLayers, progress: progress)
+        for r in mine {
+            _ = try model.hiddenStates(tokens: Array(sequences[r].joined()), batch: r.count, seqLen: T, observer: observer)
         }
+        if shared { try stats.sum(over: communicator) }
         return stats
+    }
+
+    /// Whether `statistics` shares its batches out over the ranks of `communicator`.
+    public static func sharesStatistics(sampleRows: Int, communicator: any Communicator) -> Bool {
+        sampleRows == 0 && communicator.isDistributed
     }
 }
 

@@ -15,12 +15,17 @@ extension Transformer {
     ///
     /// The gradient of every tensor is summed in the same order as `gradients(sequences:)`, so the
     /// sums equal those of the full gradient.
+    ///
+    /// With several ranks, each runs its share of the micro-batches and every block's gradient (and
+    /// Fisher) is added over the ranks (`Communicator.sum`) before it is reduced to channel sums.
     public func channelSums(sequences: [[Int32]], microBatch: Int = 4, fisher: Bool = false, tensors: Set<String>,
                             absolute: Bool, salience: @escaping (Float, Float, Float) -> Double,
+                            communicator: any Communicator = SingleProcess(),
                             progress: ((Int, Int) -> Void)? = nil) throws -> ChannelSums {
         let T = try Self.checkGradientInputs(sequences, microBatch: microBatch)
         let pass = LayerwisePass(model: self, sequences: sequences, T: T, microBatch: fisher ? 1 : microBatch, fisher: fisher,
-                                 tensors: tensors, sums: ChannelSums(absolute: absolute), salience: salience, progress: progress)
+                                 tensors: tensors, sums: ChannelSums(absolute: absolute), salience: salience,
+                                 communicator: communicator, progress: progress)
         return try pass.run()
     }
 }
@@ -32,6 +37,7 @@ private final class LayerwisePass {
     let scale: Float, fold: Float
     var sums: ChannelSums
     let salience: (Float, Float, Float) -> Double
+    let communicator: any Communicator
     let progress: ((Int, Int) -> Void)?
     let slots: GradientSlots
     let backprop: Backprop<Float>
@@ -42,22 +48,22 @@ private final class LayerwisePass {
     var dx: [Buffer<Float>] = []
 
     init(model: Transformer, sequences: [[Int32]], T: Int, microBatch: Int, fisher: Bool, tensors: Set<String>,
-         sums: ChannelSums, salience: @escaping (Float, Float, Float) -> Double, progress: ((Int, Int) -> Void)?) {
+         sums: ChannelSums, salience: @escaping (Float, Float, Float) -> Double, communicator: any Communicator,
+         progress: ((Int, Int) -> Void)?) {
         self.model = model
         config = model.config
         self.T = T
         self.fisher = fisher
         self.tensors = tensors
-        parts = stride(from: 0, to: sequences.count, by: microBatch).map { i in
-            let r = i..<min(i + microBatch, sequences.count)
-            return (Array(sequences[r].joined()), r.count)
-        }
+        let all = stride(from: 0, to: sequences.count, by: microBatch).map { i in i..<min(i + microBatch, sequences.count) }
+        parts = all[communicator.share(of: all.count)].map { r in (Array(sequences[r].joined()), r.count) }
         let n = sequences.count
         // As `gradients`: the mean over all tokens, or per sequence folded with weight 1/n (Fisher).
         scale = fisher ? 1 / Float(T - 1) : 1 / Float(n * (T - 1))
         fold = 1 / Float(n)
         self.sums = sums
         self.salience = salience
+        self.communicator = communicator
         self.progress = progress
         let params = model.params, slots = GradientSlots { params.entry($0)?.count ?? 0 }
         self.slots = slots
@@ -71,12 +77,13 @@ private final class LayerwisePass {
     func run() throws -> ChannelSums {
         for part in parts { try model.checkTokens(part.tokens, batch: part.batch, seqLen: T, cache: nil) }
         forward()
-        head()
+        try head()
         // Below the lowest layer with tensors to sum, only the embedding would need ∂L/∂x.
         let layers = tensors.compactMap(TensorNames.layer(of:))
         let lowest = tensors.contains(TensorNames.tokenEmbedding) ? 0 : layers.min() ?? config.nLayers
-        for l in stride(from: config.nLayers - 1, through: lowest, by: -1) { backward(l) }
-        embeddingAndHead()
+        for l in stride(from: config.nLayers - 1, through: lowest, by: -1) { try backward(l) }
+        try embeddingAndHead()
+        sums.loss = LossSum(sum: try communicator.sum(sums.loss.sum), count: try communicator.sum(sums.loss.count))
         return sums
     }
 
@@ -103,7 +110,7 @@ private final class LayerwisePass {
     }
 
     /// Step 2: the loss and ∂L/∂x at the top; the final norm's gradient.
-    func head() {
+    func head() throws {
         let D = config.hiddenSize, norm = TensorNames.outputNorm
         slots.open([norm].filter(tensors.contains), fisher: fisher)
         dx = parts.enumerated().map { p, part in
@@ -118,12 +125,12 @@ private final class LayerwisePass {
             if fisher { slots.fold(fold) }
             return d
         }
-        reduce(slots.close())
+        try reduce(slots.close())
         report(config.nLayers + 1)
     }
 
     /// Step 3 for block l: recompute, backpropagate every micro-batch, reduce, drop.
-    func backward(_ l: Int) {
+    func backward(_ l: Int) throws {
         slots.open(blockTensors(l).filter(tensors.contains), fisher: fisher)
         for (p, part) in parts.enumerated() {
             let x = inputs[l][p]
@@ -132,14 +139,14 @@ private final class LayerwisePass {
             if fisher { slots.fold(fold) }
         }
         inputs[l] = []  // changed in place by the recomputation, and not needed again
-        reduce(slots.close())
+        try reduce(slots.close())
         model.params.release(blockTensors(l))
         report(2 * config.nLayers + 1 - l)
     }
 
     /// Step 4: the head's weight gradient (recomputed per micro-batch) and the embedding's, in
     /// the order a whole-model backward adds them.
-    func embeddingAndHead() {
+    func embeddingAndHead() throws {
         let D = config.hiddenSize, emb = TensorNames.tokenEmbedding
         let head = config.tiedEmbeddings ? emb : TensorNames.output
         let names = Set([head, emb]).filter(tensors.contains).sorted()
@@ -157,14 +164,17 @@ private final class LayerwisePass {
             if let g = slots.pointer(emb) { embeddingBackward(g, dx[p].p, tokens: part.tokens, dim: D) }
             if fisher { slots.fold(fold) }
         }
-        reduce(slots.close())
+        try reduce(slots.close())
         model.params.release(names)
         report(steps)
     }
 
-    /// Adds the channel sums of closed gradients (gradient, Fisher) with the weights, then frees them.
-    func reduce(_ closed: [(name: String, g: Buffer<Float>, f: Buffer<Float>?)]) {
+    /// Adds the channel sums of closed gradients (gradient, Fisher) with the weights, then frees them;
+    /// with several ranks, the gradients are first added over the ranks.
+    func reduce(_ closed: [(name: String, g: Buffer<Float>, f: Buffer<Float>?)]) throws {
         for (name, g, f) in closed {
+            try communicator.sum(g.p, count: g.count)
+            if let f { try communicator.sum(f.p, count: f.count) }
             guard let e = model.params.entry(name) else { continue }
             model.params.withValues(name) { w in
                 sums.add(name, shape: e.shape, w: w.baseAddress!, g: g.p, f: f?.p, salience: salience)

@@ -33,44 +33,56 @@ extension Transformer {
     /// Gradients of the mean NLL over `sequences` (each of the same length, ≥ 2), `microBatch` sequences per
     /// pass so activations stay bounded. With `fisher`, also the diagonal empirical Fisher from
     /// per-sequence gradients (LLM-Pruner's accumulation for its second-order Taylor terms; this costs
-    /// one pass per sequence). `progress` gets (sequences done, total).
+    /// one pass per sequence). `progress` gets (sequences done, total) of this rank.
+    ///
+    /// With several ranks, each runs its share of the micro-batches (of the sequences, with the
+    /// Fisher) and the gradients, Fisher and loss are added over the ranks.
     public func gradients(sequences: [[Int32]], microBatch: Int = 4, fisher: Bool = false,
+                          communicator: any Communicator = SingleProcess(),
                           progress: ((Int, Int) -> Void)? = nil) throws -> GradientResult {
         let T = try Self.checkGradientInputs(sequences, microBatch: microBatch)
         let n = sequences.count
         let grads = ParameterStore(layoutOf: params)
         var loss = LossSum(sum: 0, count: 0)
+        let parts = stride(from: 0, to: n, by: fisher ? 1 : microBatch).map { $0..<min($0 + (fisher ? 1 : microBatch), n) }
+        let mine = parts[communicator.share(of: parts.count)]
+        let total = mine.reduce(0) { $0 + $1.count }
+        var done = 0
+        var fish: ParameterStore?
         if fisher {
-            let fish = ParameterStore(layoutOf: params)
+            let f = ParameterStore(layoutOf: params)
             let one = ParameterStore(layoutOf: params)
             let pass = backprop(gradients: one)
             let inv = 1 / Float(n)
-            for (j, s) in sequences.enumerated() {
+            for r in mine {
                 one.zero()
-                let l = try pass.run(tokens: s, batch: 1, seqLen: T, scale: 1 / Float(T - 1))
+                let l = try pass.run(tokens: sequences[r.lowerBound], batch: 1, seqLen: T, scale: 1 / Float(T - 1))
                 loss.sum += l.sum
                 loss.count += l.count
-                let g = one.buffer, acc = grads.buffer, f = fish.buffer
+                let g = one.buffer, acc = grads.buffer, fb = f.buffer
                 for i in 0..<g.count {
                     acc[i] += g[i] * inv
-                    f[i] += g[i] * g[i] * inv
+                    fb[i] += g[i] * g[i] * inv
                 }
-                progress?(j + 1, n)
+                done += 1
+                progress?(done, total)
             }
-            return GradientResult(gradients: grads, fisher: fish, loss: loss)
+            fish = f
+        } else {
+            let pass = backprop(gradients: grads)
+            let scale = 1 / Float(n * (T - 1))
+            for r in mine {
+                let l = try pass.run(tokens: Array(sequences[r].joined()), batch: r.count, seqLen: T, scale: scale)
+                loss.sum += l.sum
+                loss.count += l.count
+                done += r.count
+                progress?(done, total)
+            }
         }
-        let pass = backprop(gradients: grads)
-        let scale = 1 / Float(n * (T - 1))
-        var done = 0
-        while done < n {
-            let b = min(microBatch, n - done)
-            let l = try pass.run(tokens: Array(sequences[done..<(done + b)].joined()), batch: b, seqLen: T, scale: scale)
-            loss.sum += l.sum
-            loss.count += l.count
-            done += b
-            progress?(done, n)
-        }
-        return GradientResult(gradients: grads, fisher: nil, loss: loss)
+        try communicator.sum(grads.buffer.baseAddress!, count: grads.buffer.count)
+        if let fish { try communicator.sum(fish.buffer.baseAddress!, count: fish.buffer.count) }
+        loss = LossSum(sum: try communicator.sum(loss.sum), count: try communicator.sum(loss.count))
+        return GradientResult(gradients: grads, fisher: fish, loss: loss)
     }
 }
 

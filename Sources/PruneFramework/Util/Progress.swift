@@ -19,12 +19,15 @@ public final class ProgressBar: @unchecked Sendable {
     private let plain: Bool
     private var lastNote = ""
 
+    /// Every bar silent (the ranks other than 0 of a distributed run).
+    nonisolated(unsafe) public static var silenced = false
+
     /// `enabled`: nil = a bar on a terminal, plain lines otherwise; false = silent.
     public init(total: Int, label: String, unit: String = "it", enabled: Bool? = nil) {
         self.total = max(total, 1)
         self.label = label
         self.unit = unit
-        self.enabled = enabled ?? true
+        self.enabled = (enabled ?? true) && !Self.silenced
         plain = enabled == nil && isatty(2) == 0
         if plain { lastDraw = start }
     }

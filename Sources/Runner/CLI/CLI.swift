@@ -17,6 +17,7 @@ public enum CLI {
       prune bench forward --model M [--batch 8] [--seq-len 128] [--iterations 3] [--json]
       prune bench backward --model M [--batch 8] [--seq-len 128] [--micro-batch 8] [--iterations 3] [--json]
       prune run RECIPE.json [--output-dir D] [--data-dir DIR] [--from-cache]
+      mpirun -np N prune run RECIPE.json ...   (the same run over N processes; --distributed auto|mpi|off)
       prune validate RECIPE.json
       prune list [--json]
       prune schema
@@ -25,14 +26,13 @@ public enum CLI {
     /// Runs `prune` with `argv` (without the program name); returns the exit status.
     public static func run(_ argv: [String], plugins: PluginSet = .builtins()) -> Int32 {
         do {
-            try dispatch(argv, plugins: plugins)
+            try dispatch(try World.start(argv), plugins: plugins)
+            World.finish()
             return 0
         } catch let e as PruneError {
-            FileHandle.standardError.write(Data("prune: error: \(e.message)\n".utf8))
-            return e.code == .invalidArgument || e.code == .unknownName ? 2 : 1
+            return World.fail(e.message, code: e.code == .invalidArgument || e.code == .unknownName ? 2 : 1)
         } catch {
-            FileHandle.standardError.write(Data("prune: error: \(error.localizedDescription)\n".utf8))
-            return 1
+            return World.fail(error.localizedDescription, code: 1)
         }
     }
 

@@ -32,7 +32,7 @@ enum BenchCommand {
             try CLI.printJSON(results)
             return
         }
-        print("matmul backend: \(Matmul.backend), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+        print("matmul backend: \(Matmul.backend), threads: \(Matmul.threads)")
         print("op      m      n      k   GFLOP/s")
         for r in results {
             print(String(format: "%-5@ %5d %6d %6d %9.1f", r.op, r.m, r.n, r.k, r.gflops))
@@ -58,7 +58,7 @@ enum BenchCommand {
         let best = secs.min() ?? 1
         let r = ForwardResult(model: path, batch: batch, seqLen: seqLen, iterations: iterations, seconds: secs,
                               tokensPerSecond: Double(batch * seqLen) / best, backend: Matmul.backend,
-                              threads: ProcessInfo.processInfo.activeProcessorCount)
+                              threads: Matmul.threads)
         if a.flag("json") {
             try CLI.printJSON(r)
         } else {
@@ -100,7 +100,7 @@ enum BenchCommand {
         let r = BackwardResult(model: path, batch: batch, seqLen: seqLen, microBatch: micro, iterations: iterations,
                                seconds: secs, tokensPerSecond: Double(batch * seqLen) / best,
                                peakRSSMiB: Double(peakResidentBytes()) / 1_048_576, backend: Matmul.backend,
-                               threads: ProcessInfo.processInfo.activeProcessorCount)
+                               threads: Matmul.threads)
         if a.flag("json") {
             try CLI.printJSON(r)
         } else {

@@ -60,16 +60,17 @@ enum EvalCommand {
         let t0 = Date()
         let tokens = tokenizer.encode(text.text)
         let tokSecs = Date().timeIntervalSince(t0)
-        if !a.flag("json") {
+        if !a.flag("json"), World.current.rank == 0 {
             CLI.log("tokenized \(text.name) (\(text.split)): \(tokens.count) tokens in \(String(format: "%.2f", tokSecs)) s")
         }
         var bar: ProgressBar?
         let result = try Perplexity.evaluate(model: model, tokens: tokens, seqLen: seqLen, maxWindows: maxWindows,
-                                             batchSize: batch, text: text, numerics: numerics) { done, total in
+                                             batchSize: batch, text: text, numerics: numerics, communicator: World.current) { done, total in
             if bar == nil { bar = ProgressBar(total: total, label: "eval \(text.name)", unit: "win") }
             bar?.update(done)
         }
         bar?.finish()
+        guard World.current.rank == 0 else { return }
         if a.flag("json") {
             try CLI.printJSON(Output(model: modelPath, result: result, tokenizeSeconds: tokSecs, numerics: numericsName))
         } else {
@@ -104,15 +105,15 @@ enum EvalCommand {
         var results: [ZeroShotResult] = []
         for (task, items) in taskItems {
             let bar = ProgressBar(total: items.count, label: "eval \(task.rawValue)", unit: "item")
-            let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer,
-                                                   encode: { tokenizer.encode($0) }) { done, _ in bar.update(done) }
+            let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer, encode: { tokenizer.encode($0) },
+                                                   communicator: World.current) { done, _ in bar.update(done) }
             bar.finish()
             results.append(r)
-            if !json {
+            if !json, World.current.rank == 0 {
                 let norm = task.hasAccNorm ? String(format: ", acc_norm %.4f ± %.4f", r.accNorm, r.accNormStderr) : ""
                 print(String(format: "%@: acc %.4f ± %.4f%@ (n %d, %.1f s)", task.rawValue, r.acc, r.accStderr, norm, r.n, r.seconds))
             }
         }
-        if json { try CLI.printJSON(ZeroShotOutput(model: modelPath, limit: limit, tasks: results)) }
+        if json, World.current.rank == 0 { try CLI.printJSON(ZeroShotOutput(model: modelPath, limit: limit, tasks: results)) }
     }
 }

@@ -15,12 +15,19 @@ enum RecipeCommands {
         if recipe.sweep != nil {
             let c = try Comparison(recipe: recipe, recipePath: path, outputDir: a.string("output-dir"), dataDir: a.string("data-dir"))
             c.cachedOnly = a.flag("from-cache")
+            c.communicator = World.current
+            c.log = World.log
             let rows = try c.run()
+            guard World.current.rank == 0 else { return }
             print("\(rows.count) rows: \(c.outputDir)/comparison.md, comparison.csv, ppl_vs_sparsity.svg, accuracy_vs_sparsity.svg")
             return
         }
         let r = PruneRun(recipe: recipe, recipePath: path, outputDir: a.string("output-dir"), dataDir: a.string("data-dir"))
+        r.communicator = World.current
+        r.log = World.log
+        if World.current.isDistributed { r.log("\(World.current.size) processes (\(World.current.implementation)): calibration, gradients and evaluation are shared out; rank 0 writes the outputs") }
         let report = try r.run()
+        guard World.current.rank == 0 else { return }
         print(String(format: "params %d → %d (%.2f%% removed); PPL %@ → %@", report.paramsBefore, report.paramsAfter,
                      report.removedFraction * 100, report.pplBefore.map { String(format: "%.3f", $0) } ?? "–",
                      report.pplAfter.map { String(format: "%.3f", $0) } ?? "–"))

@@ -43,6 +43,9 @@ public final class Comparison {
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     /// Only tabulate what the cache holds; list the other entries as not measured.
     public var cachedOnly = false
+    /// The processes the entries are spread over (`Comparison+Shared.swift`); rank 0 alone
+    /// reads and writes the cache, the run folders and the tables.
+    public var communicator: any Communicator = SingleProcess()
 
     public init(recipe: Recipe, recipePath: String, outputDir: String? = nil, dataDir: String? = nil) throws {
         guard let s = recipe.sweep else { throw PruneError(.invalidArgument, "recipe '\(recipePath)' has no sweep") }
@@ -64,6 +67,9 @@ public final class Comparison {
             }
         }
         try checkOutputDirectory()
+        if communicator.isDistributed, sweep.keepModels {
+            throw PruneError(.invalidArgument, "recipe: sweep.keepModels with \(communicator.size) processes: every entry's model would have to be sent to rank 0; run the sweep as one process to keep the models, or drop keepModels")
+        }
     }
 
     /// The cache key of an entry: SHA-256 of the cache version, the model's hash and the resolved
@@ -103,6 +109,7 @@ public final class Comparison {
     @discardableResult
     public func run() throws -> [SweepResult] {
         try preflight()
+        guard communicator.rank == 0 else { return try runEntries() }
         return try RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model]).run(runEntries, files: { _ in Self.tableFiles })
     }
 
@@ -111,7 +118,7 @@ public final class Comparison {
     /// Prunes and evaluates every entry the cache does not hold, writing the tables after each.
     private func runEntries() throws -> [SweepResult] {
         let t0 = Date()
-        try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
+        if communicator.rank == 0 { try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true) }
         log("▶ hashing \(recipe.model)")
         let modelHash = try ModelSource(path: recipe.model).sha256()
         log("  sha256 \(modelHash)")
@@ -127,10 +134,10 @@ public final class Comparison {
                                    identity: id, key: try Self.key(modelHash: modelHash, entry: id)))
         }
         Self.assignFolders(&planned)
+        if communicator.isDistributed { return try runShared(planned, modelHash: modelHash, start: t0) }
         var results: [SweepResult] = []
         var computedSeconds: [Double] = []
         var missing: [String] = [], failed: [String] = []
-        func label(_ p: Planned) -> String { p.name + (p.dense ? "" : String(format: " at %g%%", p.ratio * 100)) }
         for (i, p) in planned.enumerated() {
             let tag = "[\(i + 1)/\(planned.count)] \(label(p))"
             if let hit = try cached(p.key) {
@@ -155,9 +162,7 @@ public final class Comparison {
                 continue
             }
             computedSeconds.append(r.seconds)
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try writeAtomically(try enc.encode(r), to: cachePath(p.key))
+            try store(r)
             results.append(r)
             // Tables after every entry: a long sweep shows what it has so far.
             try write(results, pending: planned[(i + 1)...].filter { !FileManager.default.fileExists(atPath: cachePath($0.key)) }.map(label),
@@ -168,6 +173,15 @@ public final class Comparison {
         log(String(format: "wrote %@/comparison.md, comparison.csv, comparison.json and plots (%d rows, %d computed, %.0f s)",
                    outputDir, results.count, computedSeconds.count, Date().timeIntervalSince(t0)))
         return results
+    }
+
+    func label(_ p: Planned) -> String { p.name + (p.dense ? "" : String(format: " at %g%%", p.ratio * 100)) }
+
+    /// Writes an entry's result to the cache.
+    func store(_ r: SweepResult) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try writeAtomically(try enc.encode(r), to: cachePath(r.key))
     }
 
     func cachePath(_ key: String) -> String { (cacheDir as NSString).appendingPathComponent("\(key).json") }
@@ -226,9 +240,14 @@ public final class Comparison {
                                 modelSHA256: modelHash, entry: p.identity, measured: Self.now())
     }
 
-    func runEntry(_ p: Planned, modelHash: String) throws -> SweepResult {
+    /// The folder of an entry's run under the output directory.
+    func runFolder(_ p: Planned) -> String {
+        ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(p.folder)
+    }
+
+    func runEntry(_ p: Planned, modelHash: String, into folder: String? = nil) throws -> SweepResult {
         let t0 = Date()
-        let dir = ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(p.folder)
+        let dir = folder ?? runFolder(p)
         let run = PruneRun(recipe: p.recipe, recipePath: recipePath, outputDir: dir, dataDir: dataDir)
         run.log = { [log] in log("  " + $0) }
         run.evaluateDense = false

@@ -11,7 +11,7 @@ extension PruneRun {
         let what = fisher ? "gradients and Fisher diagonal" : "gradients"
         return try timed("\(what) over \(sequences.count) calibration sequences\(suffix)") {
             var bar: ProgressBar?
-            let r = try model.gradients(sequences: sequences, microBatch: microBatch, fisher: fisher) { done, total in
+            let r = try model.gradients(sequences: sequences, microBatch: microBatch, fisher: fisher, communicator: sharing()) { done, total in
                 if bar == nil { bar = ProgressBar(total: total, label: "  backward", unit: "seq") }
                 bar?.update(done)
             }
@@ -31,7 +31,8 @@ extension PruneRun {
         return try timed("\(what) over \(sequences.count) calibration sequences, block by block\(suffix)") {
             var bar: ProgressBar?
             let r = try model.channelSums(sequences: sequences, microBatch: criterion.gradientMicroBatch, fisher: fisher, tensors: tensors,
-                                          absolute: criterion.sumsAbsoluteValues, salience: criterion.salience) { done, total in
+                                          absolute: criterion.sumsAbsoluteValues, salience: criterion.salience,
+                                          communicator: sharing()) { done, total in
                 if bar == nil { bar = ProgressBar(total: total, label: "  backward", unit: "step") }
                 bar?.update(done)
             }

@@ -68,8 +68,10 @@ extension PruneRun {
             stats = try timed("calibrate\(suffix)") {
                 let bar = ProgressBar(total: 1, label: "  calibrate", unit: "block")
                 defer { bar.finish() }
-                return try Calibration.statistics(model: model, sequences: sequences, sampleRows: Calibration.sampleRows(for: criterion),
-                                                  seed: UInt64(recipe.calibration.seed)) { done, total in bar.update(done, total: total) }
+                let rows = Calibration.sampleRows(for: criterion)
+                let comm = Calibration.sharesStatistics(sampleRows: rows, communicator: communicator) ? sharing() : SingleProcess()
+                return try Calibration.statistics(model: model, sequences: sequences, sampleRows: rows, seed: UInt64(recipe.calibration.seed),
+                                                  communicator: comm) { done, total in bar.update(done, total: total) }
             }
         }
         // A criterion that reads channel sums gets them block by block, without the full gradient

@@ -5,12 +5,19 @@ import PruneFramework
 public final class PruneRun {
     public let recipe: Recipe
     public let recipePath: String
-    public let outputDir: String
+    public private(set) var outputDir: String
     public let dataDir: String?
+    /// The processes this run shares its sample sums with (several under `mpirun`). Every rank runs
+    /// every stage; rank 0 alone writes the output directory, the others write their copy of the
+    /// exported model to a temporary folder they remove.
+    public var communicator: any Communicator = SingleProcess()
     /// Receives one line per stage event.
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     private var stages: [RunReport.Stage] = []
+    private var currentStage = ""
+    /// Stages that ran on this rank's share of the samples.
+    private var sharedStages: [String] = []
     /// Set by a run whose scheduler masks single weights (unstructured, N:M).
     public internal(set) var maskSummary: MaskSummary?
     /// The GGUF output's tensor types and fallbacks, once written.
@@ -71,12 +78,28 @@ public final class PruneRun {
 
     func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
         log("▶ \(name)")
+        currentStage = name
+        Distributed.stage = name  // kept when the stage throws, for the error of a distributed run
         let t0 = Date()
         let v = try body()
+        Distributed.stage = nil
         let s = Date().timeIntervalSince(t0)
         stages.append(RunReport.Stage(name: name, seconds: s))
         log(String(format: "  done in %.1f s", s))
         return v
+    }
+
+    /// The communicator, for a stage that shares its samples out; records the stage as shared.
+    func sharing() -> any Communicator {
+        if communicator.isDistributed, !sharedStages.contains(currentStage) { sharedStages.append(currentStage) }
+        return communicator
+    }
+
+    /// How the work was shared, for the report (nil with one process).
+    var distributedSummary: DistributedSummary? {
+        guard communicator.isDistributed else { return nil }
+        return DistributedSummary(ranks: communicator.size, implementation: communicator.implementation, sharedStages: sharedStages,
+                                  replicatedStages: stages.map(\.name).filter { !sharedStages.contains($0) })
     }
 
     func evaluate(_ model: Transformer, _ tokenizer: BPETokenizer, label: String) throws -> [PerplexityResult] {
@@ -85,7 +108,7 @@ public final class PruneRun {
             let tokens = tokenizer.encode(text.text)
             var bar: ProgressBar?
             let r = try Perplexity.evaluate(model: model, tokens: tokens, seqLen: recipe.evaluation.seqLen,
-                                            maxWindows: recipe.evaluation.maxWindows, text: text) { done, total in
+                                            maxWindows: recipe.evaluation.maxWindows, text: text, communicator: sharing()) { done, total in
                 if bar == nil { bar = ProgressBar(total: total, label: "  \(label) \(name)", unit: "win") }
                 bar?.update(done)
             }
@@ -100,7 +123,18 @@ public final class PruneRun {
     @discardableResult
     public func run() throws -> RunReport {
         try preflight()
-        return try RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model]).run(runStages, files: \.outputs)
+        guard communicator.rank != 0 else {
+            return try RunDirectory(path: outputDir, recipe: recipePath, keep: [recipe.model]).run(runStages, files: \.outputs)
+        }
+        // Another rank: the same stages, its files in a folder of its own that goes at the end.
+        let own = outputDir
+        outputDir = NSTemporaryDirectory() + "prune-rank\(communicator.rank)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: outputDir)
+            outputDir = own
+        }
+        return try runStages()
     }
 
     /// Load, evaluate, calibrate, prune, fine-tune, export, evaluate, report.
@@ -177,7 +211,7 @@ public final class PruneRun {
             outputs: outputs + (fineTune == nil ? [] : ["finetune.svg"]) + ["report.json", "report.md"],
             evaluationsBeforeFineTune: beforeFineTune, fineTune: fineTune, zeroShot: zeroShot,
             targetRatio: maskSummary == nil ? recipe.scheduler.targetRatio : nil, roundTo: recipe.scheduler.roundTo,
-            export: exportSummary)
+            export: exportSummary, distributed: distributedSummary)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         // A model that evaluates to NaN still gets its report ("ppl_after": "nan"), not an encoding error.
@@ -252,7 +286,8 @@ public final class PruneRun {
         return try ev.tasks.compactMap(ZeroShotTask.init(rawValue:)).map { task in
             let items = try task.load(dataDir: dataDir, limit: ev.taskLimit)
             let bar = ProgressBar(total: items.count, label: "  \(task.rawValue)", unit: "item")
-            let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer, encode: { tokenizer.encode($0) }) { done, _ in
+            let r = try ZeroShotEvaluator.evaluate(task: task, items: items, scorer: scorer, encode: { tokenizer.encode($0) },
+                                                   communicator: sharing()) { done, _ in
                 bar.update(done)
             }
             bar.finish()

@@ -36,6 +36,8 @@ public struct RunReport: Codable, Sendable {
     public var roundTo: Int? = nil
     /// The GGUF output's tensor types and the matrices that fell back to another type.
     public var export: GGUFExportSummary? = nil
+    /// How the work was shared when the run had several processes (nil: one process).
+    public var distributed: DistributedSummary? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, recipe, paramsBefore = "params_before", paramsAfter = "params_after"
@@ -45,7 +47,7 @@ public struct RunReport: Codable, Sendable {
         case evaluationsAfter = "evaluations_after", widthsBefore = "widths_before", widthsAfter = "widths_after"
         case calibration, stages, outputs
         case evaluationsBeforeFineTune = "evaluations_before_fine_tune", fineTune = "fine_tune", zeroShot = "zero_shot"
-        case targetRatio = "target_ratio", roundTo = "round_to", export = "gguf_export"
+        case targetRatio = "target_ratio", roundTo = "round_to", export = "gguf_export", distributed
     }
 
     static func widths(_ c: ModelConfig) -> Widths { Widths(nHead: c.nHead, nKVHead: c.nKVHead, ffnDim: c.ffnDim, hiddenSize: c.hiddenSize) }
@@ -97,7 +99,29 @@ public struct RunReport: Codable, Sendable {
         s += "\nHidden size: \(widthsBefore.hiddenSize) → \(widthsAfter.hiddenSize).\n\n## Wall time per stage\n\n| stage | seconds |\n|---|---:|\n"
         for st in stages { s += "| \(st.name) | \(String(format: "%.1f", st.seconds)) |\n" }
         if let export { s += "\n" + export.markdown }
+        if let distributed { s += "\n" + distributed.markdown }
         s += "\n## Files\n\n" + outputs.map { "- `\($0)`\n" }.joined()
+        return s
+    }
+}
+
+/// How a run with several processes shared its work: the ranks, what ran the collectives, and
+/// which stages each rank ran on its share of the samples (the others ran whole on every rank).
+public struct DistributedSummary: Codable, Sendable, Equatable {
+    public var ranks: Int
+    public var implementation: String
+    public var sharedStages: [String]
+    public var replicatedStages: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case ranks, implementation, sharedStages = "shared_stages", replicatedStages = "replicated_stages"
+    }
+
+    var markdown: String {
+        var s = "## Distributed run\n\n\(ranks) processes (\(implementation)); rank 0 wrote every file.\n\n"
+        s += "- shared out (each rank ran its share of the samples, sums added over the ranks): "
+        s += sharedStages.isEmpty ? "none\n" : sharedStages.joined(separator: "; ") + "\n"
+        s += "- run whole on every rank: " + (replicatedStages.isEmpty ? "none" : replicatedStages.joined(separator: "; ")) + "\n"
         return s
     }
 }
