@@ -16,7 +16,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKernels"),
-        .target(name: "PruneFramework", dependencies: ["CKernels"]),
+        // CMPI: MPI loaded with dlopen at run time, so building and running without MPI installed works.
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        .target(name: "PruneFramework", dependencies: ["CKernels", "CMPI"]),
         .target(name: "Criteria", dependencies: ["PruneFramework"]),
         .target(name: "Strategies", dependencies: ["PruneFramework"]),
         .target(name: "Runner", dependencies: ["PruneFramework", "Criteria", "Strategies"]),

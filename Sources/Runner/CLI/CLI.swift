@@ -21,6 +21,7 @@ public enum CLI {
       prune validate RECIPE.json
       prune list [--json]
       prune schema
+      prune mpi-check   (checks the MPI setup; with MPI: mpirun -np 2 prune mpi-check)
     """
 
     /// Runs `prune` with `argv` (without the program name); returns the exit status.
@@ -52,6 +53,7 @@ public enum CLI {
         case "validate": try RecipeCommands.validate(rest, plugins: plugins)
         case "list": try RecipeCommands.list(rest, plugins: plugins)
         case "schema": try RecipeCommands.printSchema(rest, plugins: plugins)
+        case "mpi-check": try MPICheckCommand.run(rest)
         case "help", "--help", "-h": print(usage)
         default:
             throw PruneError(.invalidArgument, "unknown command '\(cmd)'; commands: inspect, eval, tokenize, generate, bench, run, validate, list, schema, help")
