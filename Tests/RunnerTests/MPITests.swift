@@ -101,10 +101,11 @@ import TestSupport
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
     /// `mpirun --allow-run-as-root --oversubscribe -np N prune ARGS`, with `environment` added.
-    static func mpirun(_ ranks: Int, _ args: [String], environment: [String: String] = [:]) throws -> Output {
+    static func mpirun(_ ranks: Int, _ args: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> Output {
         let mpirun = try #require(MPIRun.path, "mpirun is not on PATH")
         let prune = try #require(WorkingDirectoryTests.prune, "the prune executable is not beside the test bundle")
-        return try run(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", prune] + args, environment: environment)
+        return try run(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", prune] + args, environment: environment,
+                       timeout: timeout)
     }
 
     /// Runs `executable` with this process's environment without the launcher variables and

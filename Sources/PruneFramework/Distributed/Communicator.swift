@@ -134,6 +134,14 @@ public enum Distributed {
     /// during 'calibrate'"); set by the runner.
     nonisolated(unsafe) public static var stage: String?
 
+    /// Processes of this run on this machine, from the launcher's environment (Open MPI's
+    /// OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS); 1 without one. They share its cores
+    /// and its memory.
+    public static var processesOnThisMachine: Int {
+        let env = ProcessInfo.processInfo.environment
+        return max(1, (env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"]).flatMap(Int.init) ?? 1)
+    }
+
     /// Values per all-gather of a `sum` (8 MiB of Doubles per rank).
     nonisolated(unsafe) public static var chunkValues = 1 << 20
 

@@ -29,9 +29,8 @@ public enum Perplexity {
     /// - batchSize: windows per forward pass; default keeps about 1024 tokens per pass
     /// - numerics: when given, every window goes through the forward that reproduces llama.cpp's CPU
     ///   arithmetic on these quantized weights (slower; the model must hold their dequantized values)
-    /// - communicator: with several ranks, each scores its share of the batches of windows; the
-    ///   per-batch NLL sums are gathered and added in window order, so every rank count gives the
-    ///   same bits as one process
+    /// - communicator: with several ranks, each scores its share of the windows, in batches; the
+    ///   per-batch NLL sums are gathered and added in window order
     /// - progress: called with (windows done, windows total) of this rank
     public static func evaluate(model: Transformer, tokens: [Int32], seqLen: Int, maxWindows: Int? = nil,
                                 batchSize: Int? = nil, text: EvalText? = nil, numerics: LlamaCppNumerics? = nil,
@@ -44,8 +43,8 @@ public enum Perplexity {
             throw PruneError(.outOfRange, "perplexity: \(tokens.count) tokens make no window of \(seqLen); use a smaller --seq-len")
         }
         let batch = max(1, batchSize ?? max(1, 1024 / seqLen))
-        let batches = stride(from: 0, to: windows, by: batch).map { $0..<min($0 + batch, windows) }
-        let mine = batches[communicator.share(of: batches.count)]
+        let share = communicator.share(of: windows)
+        let mine = stride(from: share.lowerBound, to: share.upperBound, by: batch).map { $0..<min($0 + batch, share.upperBound) }
         let start = Date()
         let total = mine.reduce(0) { $0 + $1.count }
         var parts: [Double] = [], done = 0

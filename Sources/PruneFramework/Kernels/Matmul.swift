@@ -74,8 +74,7 @@ public enum Matmul {
     public static let threads: Int = {
         let env = ProcessInfo.processInfo.environment
         if let t = env["PRUNE_THREADS"].flatMap(Int.init), t > 0 { return t }
-        let local = (env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"]).flatMap(Int.init) ?? 1
-        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / Distributed.processesOnThisMachine)
     }()
 
     /// Parts to split a product into: one when it is small, else one per core.

@@ -154,6 +154,8 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    /// Moves on as `n` calls of `next()` would, at once.
+    public mutating func skip(_ n: Int) { state &+= UInt64(n) &* 0x9E37_79B9_7F4A_7C15 }
     /// Uniform in [0, 1).
     public mutating func nextUnit() -> Float { Float(next() >> 40) / Float(1 << 24) }
     /// Uniform in [-1, 1).

@@ -124,14 +124,19 @@ public struct FineTuneContext: @unchecked Sendable {
     /// Loads the dense model the run started from, again from its file (for distillation); nil
     /// when the run has none.
     public let teacher: (() throws -> Transformer)?
+    /// The ranks a data-parallel fine-tuner shares each step's micro-batches with (one process:
+    /// `SingleProcess`).
+    public let communicator: any Communicator
 
     public init(tokenizer: BPETokenizer, calibration: [[Int32]], dataDir: String?, recipeFolder: String? = nil,
-                teacher: (() throws -> Transformer)? = nil, log: @escaping (String) -> Void) {
+                teacher: (() throws -> Transformer)? = nil, communicator: any Communicator = SingleProcess(),
+                log: @escaping (String) -> Void) {
         self.tokenizer = tokenizer
         self.calibration = calibration
         self.dataDir = dataDir
         self.recipeFolder = recipeFolder
         self.teacher = teacher
+        self.communicator = communicator
         self.log = log
     }
 
@@ -177,12 +182,16 @@ public protocol FineTuner: Plugin {
     /// True when every weight that is zero stays zero (SPP): it runs after mask schedulers, and only
     /// there. False (LoRA) when merging changes every weight: it runs after structure schedulers only.
     var preservesZeros: Bool { get }
+    /// True when it shares each step's work over `context.communicator`'s ranks (the report lists
+    /// its stage as shared); false when every rank trains alike on all the data.
+    var isDataParallel: Bool { get }
 }
 
 extension FineTuner {
     public var passShape: (sequences: Int, seqLen: Int)? { nil }
     public var distillation: Distillation? { nil }
     public var preservesZeros: Bool { false }
+    public var isDataParallel: Bool { false }
 }
 
 /// What a compensator reads besides the model and the plan.

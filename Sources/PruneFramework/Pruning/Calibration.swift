@@ -73,7 +73,7 @@ public enum Calibration {
     /// intermediate activations and the head outputs (`ActivationStatistics.sampledSites`).
     /// `progress` gets (blocks done, total) over this rank's batches: batches × layers.
     ///
-    /// With several ranks, each runs its share of the batches and the sums are added over the ranks
+    /// With several ranks, each runs its share of the sequences and the sums are added over the ranks
     /// (`ActivationStatistics.sum(over:)`); a reservoir sample depends on the order of all rows, so
     /// with `sampleRows` > 0 every rank runs every batch.
     public static func statistics(model: Transformer, sequences: [[Int32]], sampleRows: Int = 0, seed: UInt64 = 0,
@@ -82,9 +82,9 @@ public enum Calibration {
         let stats = sampleRows > 0 ? ActivationStatistics(sampleRows: sampleRows, seed: seed) : ActivationStatistics()
         guard let T = sequences.first?.count else { return stats }
         let batch = max(1, 1024 / T)
-        let batches = stride(from: 0, to: sequences.count, by: batch).map { $0..<min($0 + batch, sequences.count) }
         let shared = sharesStatistics(sampleRows: sampleRows, communicator: communicator)
-        let mine = shared ? Array(batches[communicator.share(of: batches.count)]) : batches
+        let rows = shared ? communicator.share(of: sequences.count) : 0..<sequences.count
+        let mine = stride(from: rows.lowerBound, to: rows.upperBound, by: batch).map { $0..<min($0 + batch, rows.upperBound) }
         let observer = BlockProgress(stats, total: mine.count * model.config.nLayers, progress: progress)
         for r in mine {
             _ = try model.hiddenStates(tokens: Array(sequences[r].joined()), batch: r.count, seqLen: T, observer: observer)

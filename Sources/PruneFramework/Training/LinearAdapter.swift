@@ -19,6 +19,12 @@ public protocol LinearAdapter<Scalar>: AnyObject {
     func zeroGradients()
     /// Calls `body` with each parameter tensor and its gradient, in a fixed order.
     func visitParameters(_ body: (inout [Scalar], [Scalar]) -> Void)
+    /// Calls `body` with each gradient, in `visitParameters` order (a data-parallel training adds
+    /// them over the ranks).
+    func visitGradients(_ body: (inout [Scalar]) throws -> Void) rethrows
+    /// Moves the dropout stream on as a training forward of `m` rows would, for a micro-batch that
+    /// another rank runs, so that every rank count draws the same masks.
+    func skipDropout(rows m: Int)
     /// The merge as a change of rows of W (`ParameterStore.update`): given rows `r` of W in `w`,
     /// turns them into the merged rows. Holds a copy of the parameters as they are now.
     func mergeRows() -> @Sendable (_ r: Range<Int>, _ w: UnsafeMutablePointer<Scalar>) -> Void

@@ -121,6 +121,15 @@ public final class LoRAAdapter<E: KernelScalar>: LinearAdapter {
         body(&b, gradB)
     }
 
+    public func visitGradients(_ body: (inout [E]) throws -> Void) rethrows {
+        try body(&gradA)
+        try body(&gradB)
+    }
+
+    public func skipDropout(rows m: Int) {
+        if training && dropout > 0 { rng.skip(m * inFeatures) }
+    }
+
     public func zeroGradients() {
         for i in gradA.indices { gradA[i] = 0 }
         for i in gradB.indices { gradB[i] = 0 }

@@ -82,8 +82,12 @@ public enum LoRATraining {
     ///
     /// - teacher: the model whose logits the loss distils (required with `settings.distillation`); its
     ///   logits are computed for each micro-batch, never stored beyond it
+    /// - communicator: data parallel over its ranks: each runs its share of every step's
+    ///   micro-batches (skipping the others' dropout draws), and the adapters' gradients and the
+    ///   loss are added over the ranks before the optimiser step, which every rank takes alike
     public static func train(_ model: Transformer, sequences: [[Int32]], settings s: LoRASettings, layers: [Int],
-                             teacher: Transformer? = nil, progress: ((Step) -> Void)? = nil) throws -> FineTuneReport {
+                             teacher: Transformer? = nil, communicator: any Communicator = SingleProcess(),
+                             progress: ((Step) -> Void)? = nil) throws -> FineTuneReport {
         guard let T = sequences.first?.count, T >= 2 else {
             throw PruneError(.invalidArgument, "LoRA: no training sequences of ≥ 2 tokens")
         }
@@ -122,15 +126,23 @@ public enum LoRATraining {
             let batch = (0..<s.batch).map { _ in nextSequence() }
             let scale = 1 / Float(s.batch * (T - 1))
             var sum = 0.0, count = 0
-            var i = 0
-            while i < batch.count {
-                let n = min(s.microBatch, batch.count - i)
-                let tokens = Array(batch[i..<(i + n)].joined())
-                let teacherLogits = try teacher?.logits(tokens: tokens, batch: n, seqLen: T)
-                let r = try teacherLogits.withOptionalPointer { try pass.run(tokens: tokens, batch: n, seqLen: T, scale: scale, teacher: $0) }
-                sum += r.sum
-                count += r.count
-                i += n
+            let micro = stride(from: 0, to: batch.count, by: s.microBatch).map { $0..<min($0 + s.microBatch, batch.count) }
+            let mine = communicator.share(of: micro.count)
+            for (j, r) in micro.enumerated() {
+                guard mine.contains(j) else {
+                    for a in adapters { a.adapter.skipDropout(rows: r.count * T) }
+                    continue
+                }
+                let tokens = Array(batch[r].joined())
+                let teacherLogits = try teacher?.logits(tokens: tokens, batch: r.count, seqLen: T)
+                let l = try teacherLogits.withOptionalPointer { try pass.run(tokens: tokens, batch: r.count, seqLen: T, scale: scale, teacher: $0) }
+                sum += l.sum
+                count += l.count
+            }
+            if communicator.isDistributed {
+                try sumGradients(adapters.map(\.adapter), over: communicator)
+                sum = try communicator.sum(sum)
+                count = try communicator.sum(count)
             }
             tokens += s.batch * T
             let lr = s.learningRate(at: step)
@@ -174,6 +186,20 @@ extension LoRATraining {
             }
         }
         return adapters
+    }
+
+    /// Adds every adapter's gradients over the ranks, in one flat vector.
+    static func sumGradients(_ adapters: [any LinearAdapter<Float>], over communicator: any Communicator) throws {
+        var flat: [Double] = []
+        for a in adapters { a.visitGradients { g in flat += g.map(Double.init) } }
+        try communicator.sum(&flat)
+        var at = 0
+        for a in adapters {
+            a.visitGradients { g in
+                for i in g.indices { g[i] = Float(flat[at + i]) }
+                at += g.count
+            }
+        }
     }
 
     /// Throws unless a teacher is given exactly when the settings distil, with the model's vocabulary.

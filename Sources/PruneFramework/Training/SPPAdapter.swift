@@ -144,6 +144,15 @@ public final class SPPAdapter<E: KernelScalar>: LinearAdapter {
         body(&c, gradC)
     }
 
+    public func visitGradients(_ body: (inout [E]) throws -> Void) rethrows {
+        try body(&gradA)
+        try body(&gradC)
+    }
+
+    public func skipDropout(rows m: Int) {
+        if training && dropout > 0 { rng.skip(m * inFeatures) }
+    }
+
     /// W_j ← W_j ⊙ (1 + s·c_j·a_g(j)) for rows `rows` of W, held in `w`.
     @_specialize(where E == Float)
     static func merge(rows: Range<Int>, into w: UnsafeMutablePointer<E>, a: [E], c: [E], scaling s: E, rank r: Int, outFeatures n: Int) {

@@ -22,7 +22,7 @@ public enum Interruption {
             source.setEventHandler {
                 TemporaryFiles.removeAll()  // keeps other threads from starting a new file
                 RunDirectory.interruptAll(signal: sig)
-                FileHandle.standardError.write(Data("\nprune: stopped by signal \(sig); the output directory's run.json says 'interrupted'\n".utf8))
+                FileHandle.standardError.write(Data("\nprune: stopped by signal \(sig)\(World.whereAmI); the output directory's run.json says 'interrupted'\n".utf8))
                 exit(128 + sig)
             }
             source.resume()

@@ -53,6 +53,15 @@ enum World {
         c.abort(code: code)
     }
 
+    /// For a signal's message in a distributed run: the rank and stage, and that mpirun stops the
+    /// other ranks when one ends ("" with one process).
+    static var whereAmI: String {
+        let c = current
+        guard c.isDistributed else { return "" }
+        let stage = Distributed.stage.map { ", during '\($0)'" } ?? ""
+        return " (rank \(c.rank) of \(c.size)\(stage); mpirun stops every rank when one of them ends: its message names that rank)"
+    }
+
     /// Ends MPI cleanly after a command that succeeded.
     static func finish() {
         try? (current as? MPICommunicator)?.finalize()

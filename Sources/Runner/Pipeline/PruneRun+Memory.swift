@@ -105,9 +105,12 @@ extension PruneRun {
     /// naming the largest parts and what to change.
     func checkMemory(_ config: ModelConfig) throws {
         let e = memoryEstimate(config)
-        let budget = recipe.memory.budgetGB.map { Int($0 * 1e9) } ?? MemoryBudget.limit ?? MemoryBudget.physicalBytes
+        // The processes of a distributed run on this machine each hold a model and its work.
+        let local = communicator.isDistributed ? Distributed.processesOnThisMachine : 1
+        let budget = (recipe.memory.budgetGB.map { Int($0 * 1e9) } ?? MemoryBudget.limit ?? MemoryBudget.physicalBytes) / local
         guard e.total > budget else { return }
-        let where_ = recipe.memory.budgetGB.map { String(format: "memory.budgetGB = %g", $0) } ?? "this machine's memory"
+        let where_ = (recipe.memory.budgetGB.map { String(format: "memory.budgetGB = %g", $0) } ?? "this machine's memory")
+            + (local > 1 ? " shared by the \(local) processes on this machine" : "")
         let parts = e.parts.prefix(4).map { "\($0.what) \(MemoryBudget.gib($0.bytes))" }.joined(separator: "; ")
         throw PruneError(.outOfRange, "recipe: the run needs about \(MemoryBudget.gib(e.total)) at its peak (\(e.stage)), more than \(where_) (\(MemoryBudget.gib(budget))): \(parts). Lower what the largest part names, or raise memory.budgetGB")
     }

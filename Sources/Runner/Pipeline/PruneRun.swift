@@ -173,8 +173,11 @@ public final class PruneRun {
             // A distilling fine-tuner's teacher is the dense model, read again from the run's file.
             let ctx = FineTuneContext(tokenizer: tokenizer, calibration: sequences, dataDir: dataDir,
                                       recipeFolder: (recipePath as NSString).deletingLastPathComponent,
-                                      teacher: { try source.load() }, log: log)
-            let r = try timed("fine-tune with '\(type(of: ft).name)'") { try ft.fineTune(m, context: ctx) }
+                                      teacher: { try source.load() }, communicator: communicator, log: log)
+            let r = try timed("fine-tune with '\(type(of: ft).name)'") { () throws -> FineTuneReport in
+                if ft.isDataParallel { _ = sharing() }
+                return try ft.fineTune(m, context: ctx)
+            }
             fineTune = r
             try writeAtomically(Data(fineTuneChart(r).utf8), to: outputDir + "/finetune.svg")
         }

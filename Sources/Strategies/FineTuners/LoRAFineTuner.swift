@@ -7,6 +7,9 @@ import PruneFramework
 /// decay, and gradient-norm clipping; the base weights stay frozen and the adapters are merged at the
 /// end, so the exported model has none.
 public struct LoRAFineTuner: FineTuner {
+    /// Each step's micro-batches are shared over the ranks (`LoRATraining.train`).
+    public var isDataParallel: Bool { true }
+
     public static let name = "lora"
     public static let summary = "LoRA adapters trained with AdamW on C4 (or any text), merged into the weights"
     public static let keys = [
@@ -150,7 +153,8 @@ public struct LoRAFineTuner: FineTuner {
                       label: String, context: FineTuneContext) throws -> FineTuneReport {
         let bar = ProgressBar(total: settings.steps, label: label, unit: "step")
         let every = max(1, settings.steps / 10)
-        let report = try LoRATraining.train(model, sequences: data, settings: settings, layers: layers, teacher: teacher) { st in
+        let report = try LoRATraining.train(model, sequences: data, settings: settings, layers: layers, teacher: teacher,
+                                            communicator: context.communicator) { st in
             let note = String(format: "loss %.3f · %.0f tok/s", st.loss, st.tokensPerSecond)
             bar.update(st.step, note: note)
             if st.step % every == 0 || st.step == st.steps {

@@ -12,6 +12,9 @@ import PruneFramework
 /// quantises weights during group fine-tuning to save memory; we train in Float32 and do not.
 @dynamicMemberLookup
 public struct SAAPGroupFineTuner: FineTuner {
+    /// Each step's micro-batches are shared over the ranks (`LoRATraining.train`).
+    public var isDataParallel: Bool { true }
+
     public static let name = "saap-group"
     public static let summary = "SAAP: LoRA recovery over consecutive groups of layers in turn, merged after each group"
     /// `groupSize`, then every `lora` key; `steps` and `warmupSteps` count per group and default lower.
@@ -84,17 +87,19 @@ public struct SAAPGroupFineTuner: FineTuner {
         let data = try LoRAFineTuner.trainingSequences(dataset: lora.dataset, seqLen: lora.seqLen,
                                                        count: groups.count * lora.steps * lora.batch, seed: lora.seed &+ 1,
                                                        context: context)
-        return try train(model, data: data, groups: groups, teacher: try lora.teacher(context, for: Self.name), log: context.log)
+        return try train(model, data: data, groups: groups, teacher: try lora.teacher(context, for: Self.name),
+                         communicator: context.communicator, log: context.log)
     }
 
     /// Trains each group in turn on its share of `data` (all of it when there is too little to share).
     func train(_ model: Transformer, data: [[Int32]], groups: [[Int]], teacher: Transformer? = nil,
-               log: (String) -> Void) throws -> FineTuneReport {
+               communicator: any Communicator = SingleProcess(), log: (String) -> Void) throws -> FineTuneReport {
         var total = FineTuneReport(losses: [], tokens: 0, seconds: 0, trainableParameters: 0)
         let share = data.count / max(1, groups.count)
         for (k, g) in groups.enumerated() {
             let part = share >= lora.batch ? Array(data[(k * share)..<((k + 1) * share)]) : data
-            let r = try LoRATraining.train(model, sequences: part, settings: settings(group: k), layers: g, teacher: teacher) { _ in }
+            let r = try LoRATraining.train(model, sequences: part, settings: settings(group: k), layers: g, teacher: teacher,
+                                           communicator: communicator) { _ in }
             log(String(format: "  SAAP group %d/%d (layers %d–%d): loss %.4f → %.4f", k + 1, groups.count, g[0], g[g.count - 1],
                        r.losses.first ?? .nan, r.losses.last ?? .nan))
             total.losses += r.losses

@@ -12,6 +12,9 @@ import PruneFramework
 /// learning rate 3e-4 of the alpaca-lora scripts it builds on.
 @dynamicMemberLookup
 public struct SPPFineTuner: FineTuner {
+    /// Each step's micro-batches are shared over the ranks (`LoRATraining.train`).
+    public var isDataParallel: Bool { true }
+
     public static let name = "spp"
     public static let summary = "SPP: learnable row and column scalings of the frozen sparse weights, trained like lora and merged; keeps every zero of a mask"
     public static let keys = LoRAFineTuner.keys.map { k in
