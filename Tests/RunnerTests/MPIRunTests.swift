@@ -9,9 +9,9 @@ import TestSupport
 /// taylor and a two-entry sweep; and what a failing rank leaves.
 @Suite(.serialized, .requires(.smolLM2), .requiresMPIRun) struct MPIRunTests {
     /// A small quick-start: 16 × 64 calibration tokens, 12 evaluation windows, 20 PIQA items.
-    static func recipe(criterion: String, output: String, sweep: String? = nil) -> String {
+    static func recipe(criterion: String, output: String, sweep: String? = nil, compensator: String? = nil) -> String {
         """
-        {
+        {\(compensator.map { "\n  \"compensator\": \($0)," } ?? "")
           "version": 1,
           "model": "\(RequiredFile.smolLM2.path)",
           "calibration": { "dataset": "c4", "samples": 16, "seqLen": 64, "seed": 42 },
@@ -25,10 +25,10 @@ import TestSupport
     }
 
     /// Runs `prune run RECIPE` as one process and under `mpirun -np 2`, each into its own folder.
-    static func runBoth(_ name: String, criterion: String, sweep: String? = nil) throws -> (one: String, two: String) {
+    static func runBoth(_ name: String, criterion: String, sweep: String? = nil, compensator: String? = nil) throws -> (one: String, two: String) {
         let dir = try temporaryDirectory("mpi-\(name)")
         let path = dir + "/recipe.json"
-        try Data(recipe(criterion: criterion, output: dir + "/one", sweep: sweep).utf8).write(to: URL(fileURLWithPath: path))
+        try Data(recipe(criterion: criterion, output: dir + "/one", sweep: sweep, compensator: compensator).utf8).write(to: URL(fileURLWithPath: path))
         let prune = try #require(WorkingDirectoryTests.prune)
         let args = ["run", path, "--data-dir", Repository.data]
         let one = try MPITests.run(prune, args, environment: [:], timeout: 600)
@@ -80,6 +80,14 @@ import TestSupport
         let (one, two) = try Self.runBoth("taylor", criterion: #"{ "type": "taylor", "estimator": "element1" }"#)
         defer { try? FileManager.default.removeItem(atPath: (one as NSString).deletingLastPathComponent) }
         try Self.checkRun(one, two, shared: ["evaluate dense model", "gradients", "evaluate pruned model", "zero-shot"])
+    }
+
+    /// OBS shares its calibration sequences and adds each layer's Hessians over the ranks (in one
+    /// tensor order on every rank).
+    @Test func wandaWithOBSOnTwoRanksMatchesOneProcess() throws {
+        let (one, two) = try Self.runBoth("obs", criterion: #"{ "type": "wanda" }"#, compensator: #"{ "type": "obs" }"#)
+        defer { try? FileManager.default.removeItem(atPath: (one as NSString).deletingLastPathComponent) }
+        try Self.checkRun(one, two, shared: ["calibrate", "compensate with 'obs'", "evaluate pruned model"])
     }
 
     @Test func twoEntrySweepOnTwoRanksMatchesOneProcess() throws {

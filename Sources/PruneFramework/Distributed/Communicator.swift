@@ -52,6 +52,7 @@ extension Communicator {
             let n = min(Distributed.chunkValues, values.count - start)
             let mine = [UInt8](UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(values)[(start * 8)..<((start + n) * 8)]))
             let all = try allGather(mine)
+            Distributed.traffic.record(bytes: mine.count)
             try Distributed.checkLengths(all, expected: mine.count, what: "sum")
             for i in 0..<n { values[start + i] = 0 }
             for part in all {
@@ -61,7 +62,6 @@ extension Communicator {
             }
             start += n
         } while start < values.count
-        Distributed.traffic.record(values: values.count, ranks: size)
     }
 
     /// The sum over ranks of Float values, added in Double in rank order and rounded back once;
@@ -94,6 +94,7 @@ extension Communicator {
     public func allGather(doubles: [Double]) throws -> [[Double]] {
         guard isDistributed else { return [doubles] }
         let bytes = doubles.withUnsafeBytes { [UInt8]($0) }
+        Distributed.traffic.record(bytes: bytes.count)
         return try allGather(bytes).enumerated().map { r, part in
             guard part.count % 8 == 0 else {
                 throw PruneError(.badFormat, "distributed: rank \(r) sent \(part.count) bytes, not a whole number of Doubles")
@@ -108,7 +109,9 @@ extension Communicator {
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         guard isDistributed else { return [value] }
-        let parts = try allGather([UInt8](try enc.encode(value)))
+        let bytes = [UInt8](try enc.encode(value))
+        Distributed.traffic.record(bytes: bytes.count)
+        let parts = try allGather(bytes)
         return try parts.enumerated().map { r, bytes in
             do { return try dec.decode(T.self, from: Data(bytes)) } catch {
                 throw PruneError(.badFormat, "distributed: rank \(r) sent a \(T.self) that does not decode: \(error)")
@@ -145,27 +148,49 @@ public enum Distributed {
     /// Values per all-gather of a `sum` (8 MiB of Doubles per rank).
     nonisolated(unsafe) public static var chunkValues = 1 << 20
 
-    /// What the sums of this process sent, for the benchmark: calls and values.
+    /// What this process's collectives sent: all-gathers and bytes (each rank sends its bytes
+    /// and receives every other rank's), for the report and the benchmark.
     public final class Traffic: @unchecked Sendable {
         private let lock = NSLock()
-        public private(set) var calls = 0
-        public private(set) var values = 0
-        public private(set) var largest = 0
+        private var counts = Counts()
 
-        func record(values n: Int, ranks: Int) {
-            lock.lock()
-            defer { lock.unlock() }
-            calls += 1
-            values += n
-            largest = max(largest, n)
+        public struct Counts: Codable, Sendable, Equatable {
+            public var calls = 0
+            public var bytes = 0
+            public var largest = 0
+            public init() {}
+
+            enum CodingKeys: String, CodingKey { case calls = "all_gathers", bytes = "bytes_sent", largest = "largest_bytes" }
+
+            /// What was sent since `earlier`.
+            public func since(_ earlier: Counts) -> Counts {
+                var c = Counts()
+                c.calls = calls - earlier.calls
+                c.bytes = bytes - earlier.bytes
+                c.largest = largest
+                return c
+            }
         }
 
-        public func reset() {
+        func record(bytes n: Int) {
             lock.lock()
             defer { lock.unlock() }
-            calls = 0
-            values = 0
-            largest = 0
+            counts.calls += 1
+            counts.bytes += n
+            counts.largest = max(counts.largest, n)
+        }
+
+        /// The counts so far; `reset` starts the largest call anew.
+        public var now: Counts {
+            lock.lock()
+            defer { lock.unlock() }
+            return counts
+        }
+
+        public func resetLargest() {
+            lock.lock()
+            defer { lock.unlock() }
+            counts.largest = 0
         }
     }
 

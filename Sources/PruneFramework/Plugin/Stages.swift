@@ -201,9 +201,13 @@ public struct CompensationContext {
     public let log: (String) -> Void
     /// Called with (layers done, layers) as the compensator goes.
     public let progress: (Int, Int) -> Void
+    /// The ranks a compensator may share its calibration sequences with (one process: `SingleProcess`).
+    public let communicator: any Communicator
 
-    public init(calibration: [[Int32]], log: @escaping (String) -> Void, progress: @escaping (Int, Int) -> Void = { _, _ in }) {
+    public init(calibration: [[Int32]], communicator: any Communicator = SingleProcess(), log: @escaping (String) -> Void,
+                progress: @escaping (Int, Int) -> Void = { _, _ in }) {
         self.calibration = calibration
+        self.communicator = communicator
         self.log = log
         self.progress = progress
     }
@@ -215,6 +219,13 @@ public struct CompensationContext {
 public protocol Compensator: Plugin {
     /// Compensates `model` for removing `plan`'s units of `groups`; returns a line for the log.
     func compensate(_ model: Transformer, plan: PruningPlan, groups: [PruneGroup], context: CompensationContext) throws -> String
+    /// True when it shares its calibration sequences over `context.communicator`'s ranks (the
+    /// report lists its stage as shared); false when every rank runs all of them.
+    var isDataParallel: Bool { get }
+}
+
+extension Compensator {
+    public var isDataParallel: Bool { false }
 }
 
 /// A criterion that also repairs what the plan it scored removes, without training (FLAP's bias

@@ -26,6 +26,14 @@ public struct InputHessian: Sendable {
         values = [Double](repeating: 0, count: cols * cols)
     }
 
+    /// Adds every rank's sum and row count (`Communicator.sum`).
+    public mutating func sum(over communicator: any Communicator) throws {
+        guard communicator.isDistributed else { return }
+        values.append(Double(count))
+        try communicator.sum(&values)
+        count = Int(values.removeLast())
+    }
+
     /// Adds xᵀx for the `rows` token rows at `x` (rows × cols row-major).
     public mutating func add(_ x: UnsafePointer<Float>, rows: Int) {
         precondition(rows >= 0, "InputHessian.add: negative row count \(rows)")

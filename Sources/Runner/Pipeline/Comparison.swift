@@ -60,13 +60,18 @@ public final class Comparison {
 
     /// Checks every entry before any work: model, datasets, plan names.
     public func preflight() throws {
-        try PruneRun(recipe: recipe, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir).preflight()
+        func check(_ r: Recipe) throws {
+            let run = PruneRun(recipe: r, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir)
+            run.communicator = communicator  // rank 0 alone checks (and creates) the output directory
+            try run.preflight()
+        }
+        try check(recipe)
         for e in sweep.entries {
-            do { try PruneRun(recipe: e.recipe, recipePath: recipePath, outputDir: outputDir, dataDir: dataDir).preflight() } catch let err as PruneError {
+            do { try check(e.recipe) } catch let err as PruneError {
                 throw PruneError(err.code, "sweep entry '\(e.name)' at ratio \(e.ratio): \(err.message)")
             }
         }
-        try checkOutputDirectory()
+        if communicator.rank == 0 { try checkOutputDirectory() }
         if communicator.isDistributed, sweep.keepModels {
             throw PruneError(.invalidArgument, "recipe: sweep.keepModels with \(communicator.size) processes: every entry's model would have to be sent to rank 0; run the sweep as one process to keep the models, or drop keepModels")
         }

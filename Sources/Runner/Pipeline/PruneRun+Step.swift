@@ -53,7 +53,9 @@ extension PruneRun {
         let line = try timed("compensate with '\(type(of: c).name)'\(suffix)") {
             let bar = ProgressBar(total: model.config.nLayers, label: "  compensate", unit: "layer")
             defer { bar.finish() }
-            let ctx = CompensationContext(calibration: sequences, log: log) { done, total in bar.update(done, total: total) }
+            let ctx = CompensationContext(calibration: sequences, communicator: c.isDataParallel ? sharing() : SingleProcess(), log: log) { done, total in
+                bar.update(done, total: total)
+            }
             return try c.compensate(model, plan: plan, groups: groups, context: ctx)
         }
         log("  " + line)

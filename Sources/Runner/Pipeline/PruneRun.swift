@@ -16,8 +16,9 @@ public final class PruneRun {
 
     private var stages: [RunReport.Stage] = []
     private var currentStage = ""
-    /// Stages that ran on this rank's share of the samples.
+    /// Stages that ran on this rank's share of the samples, and what their collectives sent.
     private var sharedStages: [String] = []
+    private var traffic: [DistributedSummary.StageTraffic] = []
     /// Set by a run whose scheduler masks single weights (unstructured, N:M).
     public internal(set) var maskSummary: MaskSummary?
     /// The GGUF output's tensor types and fallbacks, once written.
@@ -73,7 +74,7 @@ public final class PruneRun {
         try checkOutputType(source: source)
         try checkOutputBiasFormats(config)
         try checkRoundTo(config)
-        try checkOutputDirectory()
+        if communicator.rank == 0 { try checkOutputDirectory() }  // the other ranks write none
     }
 
     func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
@@ -81,8 +82,11 @@ public final class PruneRun {
         currentStage = name
         Distributed.stage = name  // kept when the stage throws, for the error of a distributed run
         let t0 = Date()
+        Distributed.traffic.resetLargest()
+        let sent = Distributed.traffic.now
         let v = try body()
         Distributed.stage = nil
+        if sharedStages.contains(name) { traffic.append(.init(stage: name, sent: Distributed.traffic.now.since(sent))) }
         let s = Date().timeIntervalSince(t0)
         stages.append(RunReport.Stage(name: name, seconds: s))
         log(String(format: "  done in %.1f s", s))
@@ -99,7 +103,7 @@ public final class PruneRun {
     var distributedSummary: DistributedSummary? {
         guard communicator.isDistributed else { return nil }
         return DistributedSummary(ranks: communicator.size, implementation: communicator.implementation, sharedStages: sharedStages,
-                                  replicatedStages: stages.map(\.name).filter { !sharedStages.contains($0) })
+                                  replicatedStages: stages.map(\.name).filter { !sharedStages.contains($0) }, traffic: traffic)
     }
 
     func evaluate(_ model: Transformer, _ tokenizer: BPETokenizer, label: String) throws -> [PerplexityResult] {

@@ -112,9 +112,16 @@ public struct DistributedSummary: Codable, Sendable, Equatable {
     public var implementation: String
     public var sharedStages: [String]
     public var replicatedStages: [String]
+    /// What each shared stage's collectives sent from this rank (rank 0).
+    public var traffic: [StageTraffic]
+
+    public struct StageTraffic: Codable, Sendable, Equatable {
+        public var stage: String
+        public var sent: Distributed.Traffic.Counts
+    }
 
     enum CodingKeys: String, CodingKey {
-        case ranks, implementation, sharedStages = "shared_stages", replicatedStages = "replicated_stages"
+        case ranks, implementation, sharedStages = "shared_stages", replicatedStages = "replicated_stages", traffic
     }
 
     var markdown: String {
@@ -122,6 +129,10 @@ public struct DistributedSummary: Codable, Sendable, Equatable {
         s += "- shared out (each rank ran its share of the samples, sums added over the ranks): "
         s += sharedStages.isEmpty ? "none\n" : sharedStages.joined(separator: "; ") + "\n"
         s += "- run whole on every rank: " + (replicatedStages.isEmpty ? "none" : replicatedStages.joined(separator: "; ")) + "\n"
+        if !traffic.isEmpty {
+            s += "\n| shared stage | all-gathers | bytes sent per rank | largest |\n|---|---:|---:|---:|\n"
+            for t in traffic { s += "| \(t.stage) | \(t.sent.calls) | \(t.sent.bytes) | \(t.sent.largest) |\n" }
+        }
         return s
     }
 }

@@ -26,6 +26,9 @@ public struct OBSCompensator: Compensator {
 
     public init(damp: Double = 0.1) { self.damp = damp }
 
+    /// Each rank runs its share of the calibration sequences; the Hessians are added over the ranks.
+    public var isDataParallel: Bool { true }
+
     enum CodingKeys: String, CodingKey { case damp }
 
     public init(from decoder: Decoder) throws {
@@ -42,11 +45,17 @@ public struct OBSCompensator: Compensator {
         guard !removed.isEmpty else { return "OBS: the plan removes no attn_output or ffn_down column; nothing to compensate" }
         let targets = Dictionary(grouping: removed.keys, by: { TensorNames.layer(of: $0) ?? -1 })
         let observer = HessianSums(sites: targets.mapValues { Set($0.compactMap(Self.inputSite)) })
-        let L = model.config.nLayers
-        try model.layerByLayer(sequences: context.calibration, observer: observer) { l in
+        let L = model.config.nLayers, comm = context.communicator
+        // With several ranks, each runs its share of the sequences; every layer's Hessians are added
+        // over the ranks before the update, which every rank makes alike.
+        let mine = Array(context.calibration[comm.share(of: context.calibration.count)])
+        try model.layerByLayer(sequences: mine, observer: observer) { l in
             defer { context.progress(l + 1, L) }
-            for tensor in targets[l] ?? [] {
-                guard let site = Self.inputSite(tensor), let h = observer.take(layer: l, site: site) else { continue }
+            for tensor in (targets[l] ?? []).sorted() {  // one order on every rank (a Dictionary's is per process)
+                guard let site = Self.inputSite(tensor), let cols = model.params.entry(tensor)?.shape.last else { continue }
+                var h = observer.take(layer: l, site: site) ?? InputHessian(cols: cols)
+                try h.sum(over: comm)
+                guard h.count > 0 else { continue }
                 try update(tensor, in: model, removing: removed[tensor]!, hessian: h)
             }
         }
