@@ -15,7 +15,7 @@ ROUNDS=${ROUNDS:-2}
 MODEL=$(pwd)/models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$MODEL" ] || { echo "bench: $MODEL is missing; run scripts/setup.sh" >&2; exit 1; }
 command -v mpirun > /dev/null || { echo "bench: mpirun is missing; install Open MPI (openmpi-bin)" >&2; exit 1; }
-swift build -c release --product prune > /dev/null
+swift build -c release --product prune > /dev/null 2>&1
 PRUNE=$(pwd)/.build/release/prune
 work=$(mktemp -d /tmp/prune-bench-distributed.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -96,6 +96,7 @@ for case in ["wanda", "taylor", "eval", "lora"]:
     one, two = best[(case, "one")], best[(case, "two")]
     sent, calls, largest = info.get(case, ("-", "-", "-"))
     mb = lambda b: "-" if b == "-" else f"{int(b) / 1e6:.1f} MB"
-    same = "PPL " + info[(case, "one", "ppl")][:8] + (" = " if info[(case, "one", "ppl")] == info[(case, "two", "ppl")] else " vs " + info[(case, "two", "ppl")][:8])
+    a, b = info[(case, "one", "ppl")], info[(case, "two", "ppl")]
+    same = f"PPL {a[:8]} in both" if a == b else f"PPL {a[:8]} vs {b[:8]}"
     print(f"| {what[case]} | {one:.2f} | {two:.2f} | {one / two:.2f}× | {mb(sent)} | {calls} | {mb(largest)} | {same} |")
 PY

@@ -141,6 +141,25 @@ import TestSupport
 }
 
 extension MPIRunTests {
+    /// A rank killed outright (here `timeout -s KILL` ends rank 1 after 6 s): mpirun names it, the
+    /// other rank says which stage it was in, and the output directory is marked interrupted.
+    @Test func aKilledRankEndsTheRunAndLeavesNoOutput() throws {
+        let dir = try temporaryDirectory("mpi-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/recipe.json"
+        try Data(Self.recipe(criterion: #"{ "type": "wanda" }"#, output: dir + "/out").utf8).write(to: URL(fileURLWithPath: path))
+        let mpirun = try #require(MPIRun.path), prune = try #require(WorkingDirectoryTests.prune)
+        let run = [prune, "run", path, "--data-dir", Repository.data]
+        let r = try MPITests.run(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "1"] + run + [":", "-np", "1", "timeout", "-s", "KILL", "6"] + run,
+                                 environment: ["TMPDIR": dir], timeout: 300)  // the killed rank's folder stays in dir
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("process rank 1") && r.stderr.contains("signal 9"), "\(r.stderr)")
+        #expect(r.stderr.contains("prune: stopped by signal 15 (rank 0 of 2, during '"), "\(r.stderr)")
+        let listing = try FileManager.default.contentsOfDirectory(atPath: dir + "/out")
+        #expect(!listing.contains("report.json") && !listing.contains { $0.hasSuffix(".gguf") }, "\(listing)")
+        #expect(try Self.json(dir + "/out/run.json")["status"] as? String == "interrupted")
+    }
+
     /// LoRA data parallel: each rank runs its share of every step's micro-batches (skipping the
     /// others' dropout draws) and the adapters' gradients are added over the ranks, so the losses
     /// follow one process's to Float rounding.

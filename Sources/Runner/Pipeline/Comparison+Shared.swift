@@ -68,7 +68,7 @@ extension Comparison {
     func runShipped(_ p: Planned, index: Int, modelHash: String) throws -> Outcome {
         Distributed.stage = "sweep entry '\(label(p))'"
         if p.dense { return Outcome(index: index, result: try runDense(p, modelHash: modelHash)) }
-        let tmp = NSTemporaryDirectory() + "prune-entry-\(UUID().uuidString)"
+        let tmp = (NSTemporaryDirectory() as NSString).appendingPathComponent("prune-entry-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         do {
             let r = try runEntry(p, modelHash: modelHash, into: tmp)

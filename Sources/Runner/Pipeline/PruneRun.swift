@@ -132,13 +132,25 @@ public final class PruneRun {
         }
         // Another rank: the same stages, its files in a folder of its own that goes at the end.
         let own = outputDir
-        outputDir = NSTemporaryDirectory() + "prune-rank\(communicator.rank)-\(UUID().uuidString)"
+        Self.removeStaleRankFolders()
+        outputDir = (NSTemporaryDirectory() as NSString).appendingPathComponent("prune-rank\(communicator.rank)-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         defer {
             try? FileManager.default.removeItem(atPath: outputDir)
             outputDir = own
         }
         return try runStages()
+    }
+
+    /// Removes the temporary folders of other ranks' runs whose process is gone (killed before it
+    /// could remove its folder): `prune-rankR-PID-UUID` with no process PID.
+    static func removeStaleRankFolders() {
+        let tmp = NSTemporaryDirectory()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix("prune-rank") {
+            let parts = name.split(separator: "-")
+            guard parts.count > 3, let pid = Int32(parts[2]), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: (tmp as NSString).appendingPathComponent(name))
+        }
     }
 
     /// Load, evaluate, calibrate, prune, fine-tune, export, evaluate, report.
