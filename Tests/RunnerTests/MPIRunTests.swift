@@ -8,7 +8,7 @@ import TestSupport
 /// exported model, byte for byte) and perplexity and accuracies within 1e-6 relative, for wanda,
 /// taylor and a two-entry sweep; and what a failing rank leaves.
 @Suite(.serialized, .requires(.smolLM2), .requiresMPIRun) struct MPIRunTests {
-    /// A small quick-start: 16 × 64 calibration tokens, 12 evaluation windows, 20 PIQA items.
+    /// A small quick-start: 16 × 64 calibration tokens, 8 evaluation windows, 10 PIQA items.
     static func recipe(criterion: String, output: String, sweep: String? = nil, compensator: String? = nil) -> String {
         """
         {\(compensator.map { "\n  \"compensator\": \($0)," } ?? "")
@@ -18,7 +18,7 @@ import TestSupport
           "grouping": { "type": "decoder", "structures": ["kv-groups", "mlp-channels"], "layers": [3, 26] },
           "criterion": \(criterion),
           "scheduler": { "type": "uniform", "ratio": 0.2, "roundTo": 32 },
-          "evaluation": { "datasets": ["wikitext2"], "seqLen": 128, "maxWindows": 12, "tasks": ["piqa"], "taskLimit": 20 },
+          "evaluation": { "datasets": ["wikitext2"], "seqLen": 128, "maxWindows": 8, "tasks": ["piqa"], "taskLimit": 10 },
           "output": { "dir": "\(output)", "formats": ["gguf"], "type": "same-as-input" }\(sweep.map { ",\n  \"sweep\": \($0)" } ?? "")
         }
         """
@@ -167,8 +167,8 @@ extension MPIRunTests {
         let dir = try temporaryDirectory("mpi-lora")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let recipe = Self.recipe(criterion: #"{ "type": "wanda" }"#, output: dir + "/one")
-            .replacingOccurrences(of: #""tasks": ["piqa"], "taskLimit": 20"#, with: #""tasks": []"#)
-            .replacingOccurrences(of: #""maxWindows": 12"#, with: #""maxWindows": 4"#)
+            .replacingOccurrences(of: #""tasks": ["piqa"], "taskLimit": 10"#, with: #""tasks": []"#)
+            .replacingOccurrences(of: #""maxWindows": 8"#, with: #""maxWindows": 4"#)
             .replacingOccurrences(of: #""scheduler""#, with: #""fineTuner": { "type": "lora", "steps": 4, "batch": 4, "microBatch": 1, "seqLen": 64 }, "scheduler""#)
         try Data(recipe.utf8).write(to: URL(fileURLWithPath: dir + "/recipe.json"))
         let args = ["run", dir + "/recipe.json", "--data-dir", Repository.data]
