@@ -56,7 +56,7 @@ public enum CLI {
         case "mpi-check": try MPICheckCommand.run(rest)
         case "help", "--help", "-h": print(usage)
         default:
-            throw PruneError(.invalidArgument, "unknown command '\(cmd)'; commands: inspect, eval, tokenize, generate, bench, run, validate, list, schema, help")
+            throw PruneError(.invalidArgument, "unknown command '\(cmd)'; commands: inspect, eval, tokenize, generate, bench, run, validate, list, schema, mpi-check, help")
         }
     }
 
