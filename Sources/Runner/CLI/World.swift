@@ -29,7 +29,11 @@ enum World {
         case "auto": current = MPICommunicator.launchedByMPI() ? try MPICommunicator() : SingleProcess()
         default: throw PruneError(.invalidArgument, "'--distributed \(mode)': use auto, mpi or off")
         }
-        if current.rank != 0 { ProgressBar.silenced = true }
+        if current.rank != 0 {
+            // Rank 0 prints what a command prints (results, `validate`, `list`); the others print errors only.
+            ProgressBar.silenced = true
+            _ = freopen("/dev/null", "w", stdout)
+        }
         return rest
     }
 
