@@ -60,8 +60,8 @@ enum EvalCommand {
         let t0 = Date()
         let tokens = tokenizer.encode(text.text)
         let tokSecs = Date().timeIntervalSince(t0)
-        if !a.flag("json"), World.current.rank == 0 {
-            CLI.log("tokenized \(text.name) (\(text.split)): \(tokens.count) tokens in \(String(format: "%.2f", tokSecs)) s")
+        if !a.flag("json") {
+            World.log("tokenized \(text.name) (\(text.split)): \(tokens.count) tokens in \(String(format: "%.2f", tokSecs)) s")
         }
         var bar: ProgressBar?
         let result = try Perplexity.evaluate(model: model, tokens: tokens, seqLen: seqLen, maxWindows: maxWindows,
@@ -70,7 +70,6 @@ enum EvalCommand {
             bar?.update(done)
         }
         bar?.finish()
-        guard World.current.rank == 0 else { return }
         if a.flag("json") {
             try CLI.printJSON(Output(model: modelPath, result: result, tokenizeSeconds: tokSecs, numerics: numericsName))
         } else {
@@ -109,11 +108,11 @@ enum EvalCommand {
                                                    communicator: World.current) { done, _ in bar.update(done) }
             bar.finish()
             results.append(r)
-            if !json, World.current.rank == 0 {
+            if !json {
                 let norm = task.hasAccNorm ? String(format: ", acc_norm %.4f ± %.4f", r.accNorm, r.accNormStderr) : ""
                 print(String(format: "%@: acc %.4f ± %.4f%@ (n %d, %.1f s)", task.rawValue, r.acc, r.accStderr, norm, r.n, r.seconds))
             }
         }
-        if json, World.current.rank == 0 { try CLI.printJSON(ZeroShotOutput(model: modelPath, limit: limit, tasks: results)) }
+        if json { try CLI.printJSON(ZeroShotOutput(model: modelPath, limit: limit, tasks: results)) }
     }
 }

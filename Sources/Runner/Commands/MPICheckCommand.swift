@@ -3,34 +3,25 @@ import PruneFramework
 
 /// `prune mpi-check`: checks the MPI setup. Under mpirun it loads libmpi and checks a sum, an
 /// all-gather of byte strings of different lengths and a barrier over the ranks; without mpirun
-/// it runs the same checks as one process (SingleProcess). Rank 0 prints.
+/// it runs the same checks as one process (SingleProcess). Rank 0 prints (the others' stdout is closed).
 enum MPICheckCommand {
     static func run(_ args: [String]) throws {
         _ = try Arguments(args, command: "mpi-check", valued: [], flags: [])
-        guard MPICommunicator.launchedByMPI() else {
+        // `World` loaded MPI (or chose one process); a failure on any rank ends every rank (`World.fail`).
+        guard let mpi = World.current as? MPICommunicator else {
             let vars = MPICommunicator.launcherVariables.joined(separator: ", ")
             print("mpi-check: not started by mpirun (none of \(vars) is set): running as one process (SingleProcess)")
-            return try check(SingleProcess())
+            return try check(World.current)
         }
-        let mpi = try MPICommunicator()
-        if mpi.rank == 0 { print("mpi-check: \(mpi.implementation) (loaded \(mpi.library)), \(mpi.size) ranks") }
-        do {
-            try check(mpi)
-        } catch {
-            // The other ranks may wait in a collective: end them all.
-            CLI.log("prune: error: mpi-check: rank \(mpi.rank): \(error)")
-            mpi.abort(code: 1)
-        }
-        try mpi.finalize()
+        print("mpi-check: \(mpi.implementation) (loaded \(mpi.library)), \(mpi.size) ranks")
+        try check(mpi)
     }
 
     static func check(_ comm: Communicator) throws {
         try checkSum(comm)
         try checkAllGather(comm)
         try comm.barrier()
-        if comm.rank == 0 {
-            print("mpi-check: \(comm.size) \(comm.size == 1 ? "rank" : "ranks"), \(comm.implementation), sum and all-gather ok")
-        }
+        print("mpi-check: \(comm.size) \(comm.size == 1 ? "rank" : "ranks"), \(comm.implementation), sum and all-gather ok")
     }
 
     /// Rank r adds i + r/2 to value i, exact in Double: over n ranks, n·i + n(n−1)/4. Checked once in

@@ -18,7 +18,6 @@ enum RecipeCommands {
             c.communicator = World.current
             c.log = World.log
             let rows = try c.run()
-            guard World.current.rank == 0 else { return }
             print("\(rows.count) rows: \(c.outputDir)/comparison.md, comparison.csv, ppl_vs_sparsity.svg, accuracy_vs_sparsity.svg")
             return
         }
@@ -27,7 +26,6 @@ enum RecipeCommands {
         r.log = World.log
         if World.current.isDistributed { r.log("\(World.current.size) processes (\(World.current.implementation)): calibration, gradients and evaluation are shared out; rank 0 writes the outputs") }
         let report = try r.run()
-        guard World.current.rank == 0 else { return }
         print(String(format: "params %d → %d (%.2f%% removed); PPL %@ → %@", report.paramsBefore, report.paramsAfter,
                      report.removedFraction * 100, report.pplBefore.map { String(format: "%.3f", $0) } ?? "–",
                      report.pplAfter.map { String(format: "%.3f", $0) } ?? "–"))
